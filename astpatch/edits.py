@@ -1,0 +1,271 @@
+"""Edits: what a rule changes in its target function, declared as data.
+
+An edit is declared when its rule file is loaded, which must stay cheap, so nothing here imports
+libcst at module level; `apply()` imports it when a rewrite actually happens.
+
+The interface every edit kind implements:
+
+- `kind`: a short name, used in messages and in the rule's fingerprint.
+- `params()`: the edit's parameters as plain data. With `kind` they make `fingerprint()`, which
+  is part of the cache key, so changing a rule's edit invalidates cached code.
+- `apply(target)`: receives the target function as a libcst `FunctionDef` (parsed from that
+  function's own source, so formatting and comments survive) and returns an `EditResult`:
+  `applied` with the new node, `already_fixed` when the source already has the fixed shape,
+  or `no_match` when the source is neither the shape the edit fixes nor the fixed one.
+
+The engine treats all kinds alike, so a new kind (add an except clause, replace an expression,
+apply a diff hunk) is a new subclass and nothing else.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported at run time: rule files load at start-up
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+    import libcst as cst
+
+APPLIED = "applied"
+ALREADY_FIXED = "already-fixed"
+NO_MATCH = "no-match"
+
+
+class Target:
+    """The function an edit works on."""
+
+    __slots__ = ("node", "qualname", "module")
+
+    def __init__(self, node: cst.FunctionDef, qualname: str, module: str) -> None:
+        self.node = node
+        self.qualname = qualname
+        self.module = module
+
+
+class EditResult:
+    """What an edit made of its target: a value, never an exception."""
+
+    __slots__ = ("status", "node", "reason")
+
+    def __init__(self, status: str, node: cst.FunctionDef | None, reason: str) -> None:
+        self.status = status
+        self.node = node
+        self.reason = reason
+
+    @classmethod
+    def applied(cls, node: cst.FunctionDef, reason: str = "") -> EditResult:
+        return cls(APPLIED, node, reason)
+
+    @classmethod
+    def already_fixed(cls, reason: str) -> EditResult:
+        return cls(ALREADY_FIXED, None, reason)
+
+    @classmethod
+    def no_match(cls, reason: str) -> EditResult:
+        return cls(NO_MATCH, None, reason)
+
+    def __repr__(self) -> str:
+        return f"EditResult({self.status!r}, reason={self.reason!r})"
+
+
+class Edit:
+    """Base class of the edit kinds."""
+
+    kind = "edit"
+
+    def params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def apply(self, target: Target) -> EditResult:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        return f"{self.kind}{sorted(self.params().items())!r}"
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{self.kind}({args})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.fingerprint() == other.fingerprint()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+
+def _dotted_name(text: str, what: str) -> str:
+    parts = text.split(".")
+    if not text or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"{what} must be a dotted name such as 'ValueError' or 'pickle.PicklingError', got {text!r}")
+    return text
+
+
+class AddExceptTypes(Edit):
+    """Add exception types to the except clause that turns errors into `converts_to`.
+
+    The clause is found by what it does: its body raises `converts_to` (for example
+    `raise BypassFxGraphCache(...) from e`). Exactly one such clause must exist in the target
+    (nested functions and classes are not searched).
+
+    The fixed shape is recognised by the types caught, not by the clause's body, because
+    upstream may rewrite the body when it fixes the bug (torch 2.13 calls a helper instead of
+    raising directly): the source is already fixed when the try statement holding that clause
+    catches every added type, or, where no clause raises `converts_to` any more, when some
+    except clause of the target catches every added type.
+    """
+
+    kind = "add-except-types"
+
+    def __init__(self, *, add: tuple[str, ...] | list[str] | str, converts_to: str) -> None:
+        if isinstance(add, str):
+            add = (add,)
+        if not add:
+            raise ValueError("add must name at least one exception type")
+        self.add = tuple(_dotted_name(a, "each type in add") for a in add)
+        self.converts_to = _dotted_name(converts_to, "converts_to")
+
+    def params(self) -> dict[str, Any]:
+        return {"add": self.add, "converts_to": self.converts_to}
+
+    def apply(self, target: Target) -> EditResult:
+        import libcst as cst
+
+        handlers = [(t, h) for t in _try_statements(target.node) for h in t.handlers]
+        anchors = [(t, h) for t, h in handlers if _raises(h, self.converts_to)]
+        wanted = ", ".join(self.add)
+        name = target.qualname
+
+        if not anchors:
+            fixed = [h for _, h in handlers if all(_catches(h, a) for a in self.add)]
+            if fixed:
+                return EditResult.already_fixed(
+                    f"no except clause in {name} raises {self.converts_to} any more, and "
+                    f"`except {_code(fixed[0].type)}` already catches {wanted}"
+                )
+            return EditResult.no_match(
+                f"no except clause in {name} raises {self.converts_to}, and none catches {wanted}"
+            )
+        if len(anchors) > 1:
+            return EditResult.no_match(
+                f"{len(anchors)} except clauses in {name} raise {self.converts_to}; "
+                "the edit does not guess which one to extend"
+            )
+
+        statement, handler = anchors[0]
+        missing = [a for a in self.add if not any(_catches(h, a) for h in statement.handlers)]
+        if not missing:
+            return EditResult.already_fixed(
+                f"the try statement whose `except {_code(handler.type)}` raises "
+                f"{self.converts_to} already catches {wanted}"
+            )
+        if handler.type is None:  # a bare `except:` catches everything; _catches() said so
+            raise AssertionError("unreachable: a bare except catches every type")
+        new_type = _with_types(handler.type, [cst.parse_expression(m) for m in missing])
+        node = target.node.deep_replace(handler, handler.with_changes(type=new_type))
+        return EditResult.applied(node, f"added {', '.join(missing)} to `except {_code(handler.type)}`")
+
+
+# Helpers for the libcst-based edits. They are only called from apply(), after libcst is imported.
+
+
+def _code(node: cst.CSTNode | None) -> str:
+    import libcst as cst
+
+    return "" if node is None else cst.Module(body=[]).code_for_node(node)
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every descendant of `node`, not entering nested functions, classes or lambdas."""
+    import libcst as cst
+
+    for child in node.children:
+        if isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        yield child
+        yield from _walk(child)
+
+
+def _try_statements(function: cst.FunctionDef) -> list[cst.Try]:
+    import libcst as cst
+
+    return [n for n in _walk(function.body) if isinstance(n, (cst.Try, cst.TryStar))]  # type: ignore[misc]
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    import libcst as cst
+
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr.value}"
+    return None
+
+
+def _caught(handler: cst.ExceptHandler) -> list[str] | None:
+    """The dotted names a handler catches; None for a bare `except:`."""
+    import libcst as cst
+
+    if handler.type is None:
+        return None
+    elements = handler.type.elements if isinstance(handler.type, cst.Tuple) else [handler.type]
+    names = []
+    for element in elements:
+        value = element.value if isinstance(element, cst.Element) else element
+        name = _dotted(value)  # type: ignore[arg-type]
+        if name is not None:
+            names.append(name)
+    return names
+
+
+def _catches(handler: cst.ExceptHandler, exception: str) -> bool:
+    names = _caught(handler)
+    return names is None or exception in names
+
+
+def _raises(handler: cst.ExceptHandler, exception: str) -> bool:
+    """Whether the handler's body raises `exception` (called or not)."""
+    import libcst as cst
+
+    for node in _walk(handler.body):
+        if isinstance(node, cst.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, cst.Call) else node.exc
+            name = _dotted(raised)
+            if name == exception or (name is not None and name.endswith("." + exception)):
+                return True
+    return False
+
+
+def _with_types(current: cst.BaseExpression, extra: list[cst.BaseExpression]) -> cst.BaseExpression:
+    """`current` with `extra` appended, in the layout the clause already uses."""
+    import libcst as cst
+
+    if isinstance(current, cst.Tuple) and current.elements:
+        elements = list(current.elements)
+        last = elements[-1]
+        # Separate the new elements the way the existing ones are separated (one per line in a
+        # vertical tuple), and keep whatever followed the last one (a trailing comma, a newline
+        # before the closing parenthesis) after the new last one.
+        if len(elements) > 1 and isinstance(elements[-2].comma, cst.Comma):
+            separator = elements[-2].comma
+        else:
+            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        elements[-1] = last.with_changes(comma=separator)
+        for i, value in enumerate(extra):
+            comma = last.comma if i == len(extra) - 1 else separator
+            elements.append(cst.Element(value=value, comma=comma))
+        return current.with_changes(elements=elements)
+    # A single type: `except TypeError as e` becomes `except (TypeError, ValueError) as e`,
+    # reusing the parentheses if the single type had them.
+    lpar, rpar = getattr(current, "lpar", ()), getattr(current, "rpar", ())
+    inner = current.with_changes(lpar=[], rpar=[]) if lpar else current
+    elements = [cst.Element(value=inner, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))]
+    for i, value in enumerate(extra):
+        last = i == len(extra) - 1
+        comma = cst.MaybeSentinel.DEFAULT if last else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        elements.append(cst.Element(value=value, comma=comma))
+    if lpar:
+        return cst.Tuple(elements=elements, lpar=lpar, rpar=rpar)
+    return cst.Tuple(elements=elements)

@@ -1,0 +1,73 @@
+"""The meta-path finder: one set lookup for every import, real work only for targets.
+
+For a target module it asks the other finders on `sys.meta_path` for the real spec (so it
+composes with other import hooks instead of bypassing them), and hands plain source files to
+`PatchingLoader`. Anything else (a zip import, an extension module, another hook's own loader)
+is left alone, with one warning naming the rules that could not be applied.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from importlib.machinery import SourceFileLoader
+
+from . import outcome as oc
+from .loader import PatchingLoader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from typing import Sequence
+
+    from .installation import Installation
+
+
+class PatchingFinder:
+    def __init__(self, installation: Installation) -> None:
+        self._installation = installation
+        self._targets = installation.targets  # a frozenset: the whole cost of a non-target import
+        self._busy = threading.local()
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
+        if fullname not in self._targets:
+            return None
+        busy = self._busy.__dict__.setdefault("names", set())
+        if fullname in busy:  # another finder asked the import system again: stay out of the way
+            return None
+        busy.add(fullname)
+        try:
+            spec = self._spec_from_other_finders(fullname, path, target)
+        finally:
+            busy.discard(fullname)
+        if spec is None:
+            return None
+        if type(spec.loader) is SourceFileLoader and spec.origin:
+            spec.loader = PatchingLoader(fullname, spec.origin, self._installation)
+            return spec
+        loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
+        self._installation.report([
+            oc.Outcome(rule.id, fullname, oc.FAILED,
+                       f"{fullname} is loaded by {loader} from {spec.origin}, not from a plain source file, "
+                       "so astpatch cannot rewrite it")
+            for rule in self._installation.rules_for(fullname)
+        ])
+        return spec
+
+    def _spec_from_other_finders(self, fullname: str, path: Sequence[str] | None, target: object) -> ModuleSpec | None:
+        for finder in list(sys.meta_path):
+            if isinstance(finder, PatchingFinder):
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec  # type: ignore[no-any-return]
+        return None
+
+    def invalidate_caches(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<astpatch.PatchingFinder for {sorted(self._targets)}>"

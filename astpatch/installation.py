@@ -1,0 +1,154 @@
+"""`install()`, `uninstall()`, `applied()`, and the installation they manage.
+
+`install()` runs at start-up, before the user's program, so it does as little as possible: it
+loads the rule files (small Python files, executed without libcst) and puts one finder first on
+`sys.meta_path`. It imports no target, reads no package metadata and imports no libcst; all of
+that happens when a target module is actually imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from . import config
+from . import outcome as oc
+from .cache import Cache
+from .finder import PatchingFinder
+from .messages import trace, warn
+from .rule import Rule
+from .rulefiles import builtin_rules_dir, load_rules
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
+
+_lock = threading.RLock()
+_current: Installation | None = None
+
+
+class Installation:
+    """An installed astpatch: the handle `install()` returns.
+
+    `uninstall()` (or leaving a `with` block) removes its finder; modules already imported keep
+    the code they were given.
+    """
+
+    def __init__(self, rules: list[Rule], cache: Cache, strict: bool, active: bool = True) -> None:
+        self.rules = rules
+        self.cache = cache
+        self.strict = strict
+        self._by_module: dict[str, list[Rule]] = {}
+        for rule in rules:
+            self._by_module.setdefault(rule.module, []).append(rule)
+        self.targets = frozenset(self._by_module)
+        self.finder = PatchingFinder(self)
+        self.active = active
+        self._libcst_version: str | None = None
+
+    def rules_for(self, module: str) -> list[Rule]:
+        return self._by_module.get(module, [])
+
+    def libcst_version(self) -> str | None:
+        if self._libcst_version is None:
+            from .distributions import installed_version
+
+            self._libcst_version = installed_version("libcst") or "not installed"
+        return self._libcst_version
+
+    def report(self, outcomes: list[oc.Outcome]) -> None:
+        """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
+        oc.record(outcomes)
+        for o in outcomes:
+            source = "cache" if o.from_cache else "rewrite"
+            trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}")
+            if o.status in oc.PROBLEMS:
+                version = f" ({o.version})" if o.version else ""
+                warn(
+                    f"astpatch: rule {o.rule_id} was not applied to {o.module}{version}: {o.reason}. "
+                    f"{o.module} is imported without this fix. Run `astpatch list` to see every rule's "
+                    f"state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn the rule off.",
+                    strict=self.strict,
+                )
+
+    def uninstall(self) -> None:
+        global _current
+        with _lock:
+            while self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
+            self.active = False
+            if _current is self:
+                _current = None
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.uninstall()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "inactive"
+        return f"<astpatch.Installation {state}, {len(self.rules)} rules, cache={self.cache.directory!r}>"
+
+
+def install(
+    *,
+    rules: Iterable[Rule | str | os.PathLike[str]] | None = None,
+    cache_dir: str | os.PathLike[str] | bool | None = None,
+    strict: bool = False,
+) -> Installation:
+    """Put astpatch's finder first on `sys.meta_path` and return its handle.
+
+    - `rules`: more rules, as `Rule` objects or rule files or directories, beside the shipped
+      ones and those named by ASTPATCH_RULES.
+    - `cache_dir`: where rewritten code is cached; `False` for no cache. Default: ASTPATCH_CACHE_DIR,
+      else the user cache directory.
+    - `strict`: raise `AstpatchError` instead of warning when a rule cannot do its job (also
+      ASTPATCH_STRICT=1).
+
+    Calling it again while installed returns the same handle and installs nothing more.
+    """
+    global _current
+    with _lock:
+        if _current is not None and _current.active:
+            trace("install(): already installed; returning the existing handle")
+            return _current
+        strict = bool(strict) or config.flag("ASTPATCH_STRICT")
+        disabled = config.disabled()
+        if disabled.everything:
+            trace("install(): ASTPATCH_DISABLE turns astpatch off")
+            return Installation([], Cache(None), strict, active=False)
+
+        def report(message: str) -> None:
+            warn(message, strict=strict)
+
+        sources: list = [builtin_rules_dir(), *config.rule_paths(), *(rules or ())]
+        loaded = load_rules(sources, report)
+        known = {r.id for r in loaded}
+        for unknown in sorted(disabled.rule_ids - known):
+            report(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
+                   f"(known: {', '.join(sorted(known)) or 'none'}).")
+        active_rules = [r for r in loaded if r.id not in disabled.rule_ids]
+        installation = Installation(active_rules, Cache(config.cache_directory(cache_dir), strict=strict), strict)
+        sys.meta_path.insert(0, installation.finder)
+        _current = installation
+        trace(f"install(): {len(active_rules)} rules for {sorted(installation.targets)}, cache {installation.cache.directory}")
+        for module in sorted(installation.targets & sys.modules.keys()):
+            ids = ", ".join(r.id for r in installation.rules_for(module))
+            report(f"astpatch: {module} was imported before astpatch.install(), so {ids} "
+                   f"cannot rewrite it. Call astpatch.install() before anything imports {module} "
+                   "(or run the program with `astpatch run`).")
+        return installation
+
+
+def uninstall() -> None:
+    """Remove astpatch's finder, if installed."""
+    with _lock:
+        if _current is not None:
+            _current.uninstall()
+
+
+def applied() -> list[oc.Outcome]:
+    """Every rule outcome met by an import in this process, oldest first."""
+    return oc.recorded()

@@ -1,0 +1,107 @@
+"""The loader of target modules: a `SourceFileLoader` whose code production is patched.
+
+Subclassing `SourceFileLoader` and overriding only `get_code` keeps everything else as Python
+does it: `__file__`, `__spec__`, `__cached__`, resource readers, `pkgutil`, `get_source`.
+Upstream's normal `.pyc` in `__pycache__` is never written with patched code: patched code goes
+to astpatch's own cache, so a process without astpatch still runs upstream's code.
+"""
+
+from __future__ import annotations
+
+import linecache
+import marshal
+import sys
+from importlib.machinery import SourceFileLoader
+from importlib.util import MAGIC_NUMBER, decode_source, source_hash
+
+from . import __version__
+from . import outcome as oc
+from .cache import Entry
+from .distributions import installed_version
+from .messages import AstpatchError, trace
+from .spans import Span, patched_lines, split_lines
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType
+
+    from .installation import Installation
+
+
+class PatchingLoader(SourceFileLoader):
+    """Loads one target module, applying the rules that target it."""
+
+    def __init__(self, fullname: str, path: str, session: Installation) -> None:
+        super().__init__(fullname, path)
+        self._session = session
+
+    def get_code(self, fullname: str) -> CodeType | None:  # type: ignore[override]
+        rules = self._session.rules_for(fullname)
+        try:
+            code = self._patched_code(fullname, rules) if rules else None
+        except AstpatchError:
+            raise
+        except Exception as error:  # astpatch itself failed: the import must still work
+            self._session.report([
+                oc.Outcome(r.id, fullname, oc.FAILED, f"astpatch failed: {type(error).__name__}: {error}")
+                for r in rules
+            ])
+            code = None
+        if code is None:
+            trace(f"{fullname}: running upstream's code")
+            return super().get_code(fullname)
+        return code
+
+    def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
+        session = self._session
+        path = self.get_filename(fullname)
+        stats = self.path_stats(path)
+        source = self.get_data(path)
+        versions = {d: installed_version(d) for d in sorted({r.gate_distribution for r in rules if r.gate_distribution})}
+        key = (
+            __version__,
+            session.libcst_version(),
+            MAGIC_NUMBER,
+            sys.flags.optimize,
+            fullname,
+            path,
+            source_hash(source),
+            tuple(r.fingerprint() for r in rules),
+            tuple(versions.items()),
+        )
+        entry = session.cache.load(fullname, key)
+        code = None
+        if entry is not None:
+            try:
+                code = marshal.loads(entry.code) if entry.code is not None else None
+                outcomes = [oc.Outcome.from_tuple(t, from_cache=True) for t in entry.outcomes]
+            except Exception as error:
+                trace(f"{fullname}: cached entry unusable ({error}); rewriting")
+                entry = None
+        if entry is None:
+            from .rewrite import rewrite  # imports ast; libcst is imported by the edits
+
+            trace(f"{fullname}: rewriting with {', '.join(r.id for r in rules)}")
+            result = rewrite(fullname, path, decode_source(source), rules, versions)
+            code = result.code
+            outcomes = result.outcomes
+            entry = Entry(
+                [o.to_tuple() for o in outcomes],
+                [s.to_tuple() for s in result.spans],
+                marshal.dumps(code) if code is not None else None,
+            )
+            session.cache.store(fullname, key, entry)
+        session.report(outcomes)
+        if code is not None:
+            _show_patched_source(path, stats, source, entry.spans)
+        return code
+
+
+def _show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple]) -> None:
+    """Make tracebacks and `inspect.getsource` show the text that runs.
+
+    The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it
+    while the file is unchanged and drops it (falling back to the file) once it changes.
+    """
+    lines = patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
+    linecache.cache[path] = (stats["size"], stats["mtime"], lines, path)

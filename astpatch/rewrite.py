@@ -1,0 +1,254 @@
+"""The rewrite engine: source in, outcomes and code out.
+
+For each rule on a module: find the target function with `ast` (exact line spans), give that
+function's own source to libcst, let the rule's edit transform it, and splice the result back
+into the module text in place of the original lines. Everything outside the edited functions is
+left as upstream wrote it, byte for byte.
+
+Compilation keeps every line outside the edited functions at its original number: when the
+edits keep each function's line count (the common case) the patched text is compiled as is;
+when an edit adds or removes lines, the original text is compiled and only the edited
+functions' code objects, taken from a compile of the patched text (so closures, name mangling
+and `super()` are right), are swapped into it.
+
+Nothing here touches the import system, the cache or warnings: it returns values.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+
+from . import outcome as oc
+from .edits import ALREADY_FIXED, APPLIED, Target
+from .gate import evaluate
+from .rule import Rule
+from .spans import Span, patched_lines, split_lines
+
+# Statements whose bodies may hold (conditional) definitions at the same scope level.
+_BLOCKS = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
+if hasattr(ast, "TryStar"):
+    _BLOCKS = _BLOCKS + (ast.TryStar,)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+class Rewrite:
+    """The result of rewriting one module."""
+
+    __slots__ = ("outcomes", "spans", "code")
+
+    def __init__(self, outcomes: list[oc.Outcome], spans: list[Span], code: types.CodeType | None) -> None:
+        self.outcomes = outcomes
+        self.spans = spans  # sorted by start; empty when nothing was applied
+        self.code = code  # None when nothing was applied: upstream's code is used as is
+
+
+class _Definition:
+    """Where a target function is, as `ast` sees it."""
+
+    __slots__ = ("path", "start", "end")
+
+    def __init__(self, path: list[ast.AST]) -> None:
+        self.path = path  # enclosing classes/functions, then the function itself
+        node = path[-1]
+        self.start = first_line(node)
+        self.end = node.end_lineno  # type: ignore[attr-defined]
+
+
+def first_line(node: ast.AST) -> int:
+    """The line a definition's code object starts at: its first decorator, or `def`/`class`."""
+    decorators = getattr(node, "decorator_list", None) or []
+    return min([d.lineno for d in decorators] + [node.lineno])  # type: ignore[attr-defined]
+
+
+def _definitions_in(body: list[ast.stmt]) -> list[ast.stmt]:
+    found: list[ast.stmt] = []
+    for statement in body:
+        if isinstance(statement, (ast.ClassDef,) + _FUNCTIONS):
+            found.append(statement)
+        elif isinstance(statement, _BLOCKS):
+            for field in ("body", "orelse", "finalbody"):
+                found.extend(_definitions_in(getattr(statement, field, []) or []))
+            for handler in getattr(statement, "handlers", []) or []:
+                found.extend(_definitions_in(handler.body))
+    return found
+
+
+def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[_Definition], str]:
+    """Every definition of function `qualname`, and a reason when there is none."""
+    parts = qualname.split(".")
+    scopes: list[list[ast.AST]] = [[]]
+    bodies: list[list[ast.stmt]] = [tree.body]
+    for depth, part in enumerate(parts):
+        next_scopes: list[list[ast.AST]] = []
+        next_bodies: list[list[ast.stmt]] = []
+        for path, body in zip(scopes, bodies):
+            for node in _definitions_in(body):
+                if node.name == part:  # type: ignore[attr-defined]
+                    next_scopes.append(path + [node])
+                    next_bodies.append(node.body)  # type: ignore[attr-defined]
+        if not next_scopes:
+            where = ".".join(parts[:depth]) or "the module"
+            return [], f"{'.'.join(parts[: depth + 1])} is not defined in {where}"
+        scopes, bodies = next_scopes, next_bodies
+    functions = [_Definition(path) for path in scopes if isinstance(path[-1], _FUNCTIONS)]
+    if not functions:
+        return [], f"{qualname} is a class, not a function"
+    return functions, ""
+
+
+def _edit_function(lines: list[str], definition: _Definition, qualname: str, module: str, rules: list[Rule],
+                   versions: dict[str, str | None]) -> tuple[list[oc.Outcome], list[str] | None]:
+    """Run each rule's edit on one function; return the outcomes and the new lines, if any."""
+    import libcst as cst
+
+    # An indented function cannot be parsed on its own; under `if 1:` it can, at its own
+    # indentation, so every line (strings and comments included) is kept exactly.
+    snippet = "".join(lines[definition.start - 1 : definition.end])
+    if not snippet.endswith("\n"):
+        snippet += "\n"
+    header = "if 1:\n" if snippet[:1].isspace() else ""
+    try:
+        wrapper = cst.parse_module(header + snippet)
+    except Exception as error:  # libcst may not know every syntax the interpreter does
+        reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
+        return [_failed(rule, module, versions, reason) for rule in rules], None
+    body = wrapper.body[0].body.body if header else wrapper.body  # type: ignore[attr-defined]
+    function = next(n for n in body if isinstance(n, cst.FunctionDef))
+    original = function
+
+    outcomes = []
+    for rule in rules:
+        version = versions.get(rule.gate_distribution) if rule.gate_distribution else None
+        try:
+            result = rule.edit.apply(Target(function, qualname, module))
+        except Exception as error:  # a broken edit must not break the import
+            outcomes.append(oc.Outcome(rule.id, module, oc.FAILED,
+                                       f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}",
+                                       version=version))
+            continue
+        if result.status == ALREADY_FIXED:
+            outcomes.append(oc.Outcome(rule.id, module, oc.ALREADY_FIXED, result.reason, version=version))
+            continue
+        if rule.gate_distribution is not None:
+            gate = evaluate(rule.gate_distribution, rule.gate_specifier, version)
+            if not gate.selected:
+                outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, gate.reason, version=version))
+                continue
+        if result.status == APPLIED and result.node is not None:
+            function = result.node
+            outcomes.append(oc.Outcome(rule.id, module, oc.APPLIED, result.reason, version=version))
+        else:
+            outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, f"the edit does not apply: {result.reason}",
+                                       version=version))
+
+    if function is original:
+        return outcomes, None
+    code = wrapper.deep_replace(original, function).code  # type: ignore[union-attr]
+    new_lines = split_lines(code[len(header):])
+    if not lines[definition.end - 1].endswith("\n"):  # the file ended without a newline
+        new_lines[-1] = new_lines[-1].rstrip("\n")
+    return outcomes, new_lines
+
+
+def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict[str, str | None],
+            optimize: int = -1) -> Rewrite:
+    """Apply `rules` (all targeting `module`) to the decoded source `text` of file `path`."""
+    lines = split_lines(text)
+    try:
+        tree = ast.parse(text, path)
+    except SyntaxError as error:
+        return Rewrite([_failed(r, module, versions, f"{path} does not parse: {error}") for r in rules], [], None)
+
+    # Group the rules by the function they edit, so rules on one function apply in order.
+    groups: dict[int, tuple[_Definition, str, list[Rule]]] = {}
+    outcomes_by_rule: dict[str, list[oc.Outcome]] = {}
+    for rule in rules:
+        found, reason = find_definitions(tree, rule.target)
+        if not found:
+            outcomes_by_rule[rule.id] = [oc.Outcome(rule.id, module, oc.TARGET_MISSING, reason,
+                                                    version=_version(rule, versions))]
+        elif len(found) > 1:
+            where = ", ".join(str(d.start) for d in found)
+            outcomes_by_rule[rule.id] = [_failed(rule, module, versions,
+                                                 f"{rule.target} is defined {len(found)} times (lines {where}); "
+                                                 "the rule does not guess which one runs")]
+        else:
+            definition = found[0]
+            group = groups.setdefault(definition.start, (definition, rule.target, []))
+            group[2].append(rule)
+
+    spans: list[Span] = []
+    edited: list[_Definition] = []
+    for definition, qualname, group_rules in sorted(groups.values(), key=lambda g: g[0].start):
+        overlapping = [d for d in edited if d.start <= definition.end and definition.start <= d.end]
+        if overlapping:
+            for rule in group_rules:
+                outcomes_by_rule[rule.id] = [_failed(rule, module, versions,
+                                                     f"{qualname} lies inside another edited function")]
+            continue
+        outcomes, new_lines = _edit_function(lines, definition, qualname, module, group_rules, versions)
+        for o in outcomes:
+            outcomes_by_rule[o.rule_id] = [o]
+        if new_lines is not None:
+            spans.append(Span(definition.start, definition.end, new_lines))
+            edited.append(definition)
+
+    outcomes = [o for rule in rules for o in outcomes_by_rule[rule.id]]
+    if not spans:
+        return Rewrite(outcomes, [], None)
+    try:
+        code = compile_patched(path, lines, spans, edited, optimize)
+    except Exception as error:  # e.g. an edit produced invalid code
+        failed = [
+            oc.Outcome(o.rule_id, o.module, oc.FAILED, f"the patched module does not compile: {error}",
+                       version=o.version) if o.status == oc.APPLIED else o
+            for o in outcomes
+        ]
+        return Rewrite(failed, [], None)
+    return Rewrite(outcomes, spans, code)
+
+
+def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list[_Definition],
+                    optimize: int) -> types.CodeType:
+    patched_text = "".join(patched_lines(lines, spans))
+    patched = compile(patched_text, path, "exec", dont_inherit=True, optimize=optimize)
+    if all(s.line_delta == 0 for s in spans):
+        return patched
+    # Some edit changed a function's line count: keep the original line numbers everywhere else.
+    original = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
+    for definition in edited:
+        original_path = [(node.name, first_line(node)) for node in definition.path]  # type: ignore[attr-defined]
+        patched_path = [(name, line + _shift_before(spans, line)) for name, line in original_path]
+        original = _replace_code(original, original_path, _find_code(patched, patched_path))
+    return original
+
+
+def _shift_before(spans: list[Span], line: int) -> int:
+    """How far line `line` of the original moved in the patched text."""
+    return sum(s.line_delta for s in spans if s.end < line)
+
+
+def _find_code(code: types.CodeType, path: list[tuple[str, int]]) -> types.CodeType:
+    for name, line in path:
+        code = next(c for c in code.co_consts
+                    if isinstance(c, types.CodeType) and c.co_name == name and c.co_firstlineno == line)
+    return code
+
+
+def _replace_code(code: types.CodeType, path: list[tuple[str, int]], new: types.CodeType) -> types.CodeType:
+    name, line = path[0]
+    consts = list(code.co_consts)
+    for i, const in enumerate(consts):
+        if isinstance(const, types.CodeType) and const.co_name == name and const.co_firstlineno == line:
+            consts[i] = new if len(path) == 1 else _replace_code(const, path[1:], new)
+            return code.replace(co_consts=tuple(consts))
+    raise LookupError(f"no code object {name} at line {line}")
+
+
+def _version(rule: Rule, versions: dict[str, str | None]) -> str | None:
+    return versions.get(rule.gate_distribution) if rule.gate_distribution else None
+
+
+def _failed(rule: Rule, module: str, versions: dict[str, str | None], reason: str) -> oc.Outcome:
+    return oc.Outcome(rule.id, module, oc.FAILED, reason, version=_version(rule, versions))

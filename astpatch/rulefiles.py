@@ -1,0 +1,90 @@
+"""Loading rules from rule files.
+
+A rule file is a Python file that builds its rules from `astpatch`'s declarations and lists them
+in `RULES` (or a single `RULE`). It is executed, not imported: it does not become a module, and
+its directory does not have to be a package. The rules that ship with astpatch are such files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .rule import Rule
+
+
+class RuleFileError(Exception):
+    """A rule file could not be loaded; the message names the file and the problem."""
+
+
+def builtin_rules_dir() -> str:
+    """The rules that ship with astpatch: `astpatch/rules` when installed, `rules/` in a checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "rules")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(here), "rules")
+
+
+def rule_files(path: str) -> list[str]:
+    """The rule files a path names: itself, or the `*.py` files of a directory (not `_*.py`)."""
+    if os.path.isdir(path):
+        return [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".py") and not n.startswith("_")]
+    return [path]
+
+
+def load_rule_file(path: str) -> list[Rule]:
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as error:
+        raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
+    namespace = {"__name__": "astpatch.rulefile", "__file__": path}
+    try:
+        exec(compile(source, path, "exec", dont_inherit=True), namespace)
+    except Exception as error:
+        raise RuleFileError(f"rule file {path} failed to load: {type(error).__name__}: {error}") from None
+    if "RULES" in namespace:
+        rules = namespace["RULES"]
+        if not isinstance(rules, (list, tuple)):
+            raise RuleFileError(f"rule file {path}: RULES must be a list of astpatch.Rule")
+    elif "RULE" in namespace:
+        rules = [namespace["RULE"]]
+    else:
+        raise RuleFileError(f"rule file {path} defines neither RULES nor RULE")
+    for rule in rules:
+        if not isinstance(rule, Rule):
+            raise RuleFileError(f"rule file {path}: {rule!r} is not an astpatch.Rule")
+        rule.origin = path
+    return list(rules)
+
+
+def load_rules(sources: list, report) -> list[Rule]:  # type: ignore[no-untyped-def]
+    """Rules from `sources` (Rule objects, rule files, directories), in order, first id wins.
+
+    `report(message)` is called for each problem; the other rules still load.
+    """
+    rules: list[Rule] = []
+    seen: dict[str, Rule] = {}
+    for source in sources:
+        if isinstance(source, Rule):
+            found = [source]
+        else:
+            path = os.fspath(source)
+            if not os.path.exists(path):
+                report(f"astpatch: rule path {path} does not exist; its rules are not loaded.")
+                continue
+            found = []
+            for file in rule_files(path):
+                try:
+                    found.extend(load_rule_file(file))
+                except RuleFileError as error:
+                    report(f"astpatch: {error}. The other rules still apply.")
+        for rule in found:
+            if rule.id in seen:
+                if seen[rule.id] is not rule:
+                    report(f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by "
+                           f"{seen[rule.id].origin}; the first one is used.")
+                continue
+            seen[rule.id] = rule
+            rules.append(rule)
+    return rules

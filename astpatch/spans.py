@@ -1,0 +1,50 @@
+"""Line spans: how a rewrite's changes are recorded, and replayed on the original text.
+
+Kept apart from the rewrite engine so the warm path (a cache hit) can rebuild the patched text
+for `linecache` without importing the engine.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+class Span:
+    """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`."""
+
+    __slots__ = ("start", "end", "lines")
+
+    def __init__(self, start: int, end: int, lines: list[str]) -> None:
+        self.start = start
+        self.end = end
+        self.lines = lines
+
+    @property
+    def line_delta(self) -> int:
+        return len(self.lines) - (self.end - self.start + 1)
+
+    def to_tuple(self) -> tuple[int, int, tuple[str, ...]]:
+        return (self.start, self.end, tuple(self.lines))
+
+    @classmethod
+    def from_tuple(cls, data: tuple) -> Span:
+        return cls(data[0], data[1], list(data[2]))
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their endings, for text decoded with universal newlines (only `\\n` ends a line)."""
+    return _LINES.findall(text)
+
+
+def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:
+    """`lines` with each span (sorted by start, not overlapping) replaced."""
+    out: list[str] = []
+    position = 0
+    for span in spans:
+        out.extend(lines[position : span.start - 1])
+        out.extend(span.lines)
+        position = span.end
+    out.extend(lines[position:])
+    return out

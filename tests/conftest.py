@@ -1,0 +1,142 @@
+"""Shared helpers: modules written by the tests, isolated installs, and subprocess runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import astpatch
+from astpatch import outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A module with the bug shape the shipped rule fixes, small enough to read in a test.
+PICKLER_SOURCE = '''\
+import pickle
+
+
+class Bypass(Exception):
+    pass
+
+
+def before():
+    return "line 9"
+
+
+class Pickler:
+    def dumps(self, obj):
+        """Pickle obj."""
+        try:
+            return pickle.dumps(obj)
+        except (TypeError, AttributeError) as e:
+            # Some objects may not pickle.
+            raise Bypass("Failed to pickle") from e
+        finally:
+            pass
+
+    def after(self):
+        return "line 24"
+'''
+
+
+def rule(**overrides):
+    """A rule on the test module `pickler`, adding ValueError to its Bypass clause."""
+    fields = dict(
+        id="pickler-valueerror",
+        summary="Turn ValueError into Bypass too",
+        module="pickler",
+        target="Pickler.dumps",
+        edit=astpatch.AddExceptTypes(add=("ValueError",), converts_to="Bypass"),
+        upstream="test fixture",
+    )
+    fields.update(overrides)
+    return astpatch.Rule(**fields)
+
+
+RULE_FILE = '''\
+from astpatch import AddExceptTypes, Rule
+
+RULE = Rule(
+    id="pickler-valueerror",
+    summary="Turn ValueError into Bypass too",
+    module="pickler",
+    target="Pickler.dumps",
+    edit=AddExceptTypes(add=("ValueError",), converts_to="Bypass"),
+    upstream="test fixture",
+)
+'''
+
+
+@pytest.fixture
+def modules(tmp_path, monkeypatch):
+    """Write modules into a fresh sys.path entry; forget them from sys.modules afterwards."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    written: list[str] = []
+
+    def write(name: str, source: str) -> Path:
+        parts = name.split(".")
+        directory = root
+        for package in parts[:-1]:
+            directory = directory / package
+            directory.mkdir(exist_ok=True)
+            init = directory / "__init__.py"
+            if not init.exists():
+                init.write_text("")
+        path = directory / f"{parts[-1]}.py"
+        path.write_text(textwrap.dedent(source) if source.startswith("\n") else source)
+        written.append(name)
+        return path
+
+    write.root = root  # type: ignore[attr-defined]
+    yield write
+    for name in list(sys.modules):
+        if any(name == w or name.startswith(w.split(".")[0] + ".") or name == w.split(".")[0] for w in written):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def hook(tmp_path):
+    """install() with a private cache; uninstalled and the outcome record cleared afterwards."""
+    installations = []
+
+    def install(**kwargs):
+        kwargs.setdefault("cache_dir", tmp_path / "cache")
+        installation = astpatch.install(**kwargs)
+        installations.append(installation)
+        return installation
+
+    outcome._record.clear()
+    yield install
+    for installation in installations:
+        installation.uninstall()
+    astpatch.uninstall()
+    outcome._record.clear()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: no astpatch settings from outside the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter (this one), returning its completed process."""
+    return subprocess.run(
+        [sys.executable, *args, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, env=env if env is not None else clean_env(), cwd=cwd, timeout=timeout,
+    )
+
+
+def check(result: subprocess.CompletedProcess) -> str:
+    """The stdout of a subprocess that must have succeeded."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout
