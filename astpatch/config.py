@@ -57,14 +57,14 @@ def rule_paths() -> list[str]:
 def cache_directory(argument: str | os.PathLike | bool | None) -> str | None:
     """The cache directory to use, or None for no cache.
 
-    `install(cache_dir=...)` wins over the environment; `False` means no cache.
+    ASTPATCH_NO_CACHE=1 turns the cache off whatever the program asks (an operator's switch, as
+    on a read-only image); otherwise `install(cache_dir=...)` wins over ASTPATCH_CACHE_DIR, and
+    `False` means no cache.
     """
-    if argument is False:
+    if argument is False or flag("ASTPATCH_NO_CACHE"):
         return None
     if argument is not None and argument is not True:
         return os.fspath(argument)
-    if flag("ASTPATCH_NO_CACHE"):
-        return None
     configured = os.environ.get("ASTPATCH_CACHE_DIR", "").strip()
     if configured:
         return configured

@@ -1,0 +1,223 @@
+"""install(), the finder and the loader, in this process, on modules the tests write."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import inspect
+import os
+import pkgutil
+import sys
+import traceback
+import warnings
+import zipfile
+
+import pytest
+
+import astpatch
+from astpatch import outcome as oc
+from astpatch.finder import PatchingFinder
+from astpatch.loader import PatchingLoader
+
+from conftest import PICKLER_SOURCE, rule
+
+
+class Unpicklable:
+    def __init__(self, error):
+        self.error = error
+
+    def __reduce__(self):
+        raise self.error
+
+
+def test_install_puts_one_finder_first_and_twice_installs_nothing_more(hook):
+    first = hook(rules=[rule()])
+    assert sys.meta_path[0] is first.finder
+    count = len(sys.meta_path)
+    assert hook(rules=[rule()]) is first
+    assert len(sys.meta_path) == count
+    astpatch.uninstall()
+    assert not any(isinstance(f, PatchingFinder) for f in sys.meta_path)
+    assert not first.active
+
+
+def test_context_manager_uninstalls(hook):
+    with hook(rules=[rule()]) as installation:
+        assert installation.finder in sys.meta_path
+    assert installation.finder not in sys.meta_path
+
+
+def test_non_targets_get_none(hook):
+    installation = hook(rules=[rule()])
+    assert installation.finder.find_spec("json") is None
+    assert installation.finder.find_spec("pickler.sub") is None
+
+
+def test_a_target_is_patched_and_applied_reports_it(modules, hook):
+    modules("pickler", PICKLER_SOURCE)
+    hook(rules=[rule()])
+    import pickler
+
+    with pytest.raises(pickler.Bypass) as raised:
+        pickler.Pickler().dumps(Unpicklable(ValueError("cycle")))
+    assert isinstance(raised.value.__cause__, ValueError)
+    with pytest.raises(KeyError):  # other errors still propagate unchanged
+        pickler.Pickler().dumps(Unpicklable(KeyError("k")))
+    (o,) = astpatch.applied()
+    assert (o.rule_id, o.module, o.status, o.from_cache) == ("pickler-valueerror", "pickler", oc.APPLIED, False)
+
+
+def test_module_attributes_are_as_without_astpatch(modules, hook):
+    path = modules("pkg.pickler", PICKLER_SOURCE)
+    (path.parent / "data.txt").write_text("resource")
+    hook(rules=[rule(module="pkg.pickler")])
+    module = importlib.import_module("pkg.pickler")
+    assert isinstance(module.__spec__.loader, PatchingLoader)
+    assert isinstance(module.__loader__, importlib.machinery.SourceFileLoader)
+    assert module.__file__ == str(path)
+    assert module.__spec__.origin == str(path)
+    assert module.__spec__.name == "pkg.pickler"
+    assert module.__spec__.cached == importlib.util.cache_from_source(str(path))
+    assert pkgutil.get_data("pkg.pickler", "data.txt") == b"resource"
+    assert importlib.resources.files("pkg").joinpath("data.txt").read_text() == "resource"
+    assert module.__spec__.loader.get_source("pkg.pickler") == PICKLER_SOURCE
+
+
+def test_no_wrapper_one_frame_and_patched_source_shown(modules, hook):
+    path = modules("pickler", PICKLER_SOURCE)
+    hook(rules=[rule()])
+    import pickler
+
+    dumps = pickler.Pickler.dumps
+    assert type(dumps) is type(lambda: None)
+    assert not hasattr(dumps, "__wrapped__")
+    assert dumps.__code__.co_filename == str(path)
+    assert dumps.__module__ == "pickler"
+    assert pickler.Pickler.after.__code__.co_firstlineno == 23  # as in the file
+    assert pickler.before.__code__.co_firstlineno == 8
+    assert "except (TypeError, AttributeError, ValueError) as e:" in inspect.getsource(dumps)
+
+    try:
+        dumps(pickler.Pickler(), Unpicklable(KeyError("k")))
+    except KeyError as error:
+        frames = traceback.extract_tb(error.__traceback__)
+    dumps_frames = [f for f in frames if f.name == "dumps"]
+    assert len(dumps_frames) == 1
+    assert dumps_frames[0].filename == str(path)
+    assert dumps_frames[0].lineno == 16
+    assert dumps_frames[0].line == "return pickle.dumps(obj)"
+
+    try:
+        dumps(pickler.Pickler(), Unpicklable(ValueError("v")))
+    except pickler.Bypass as error:
+        text = "".join(traceback.format_exception(error))
+    assert "except (TypeError, AttributeError, ValueError) as e:" not in text  # not on the raising line
+    assert 'raise Bypass("Failed to pickle") from e' in text
+
+
+def test_upstream_pyc_is_never_written_with_patched_code(modules, hook, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    path = modules("pickler", PICKLER_SOURCE)
+    installation = hook(rules=[rule()])
+    import pickler
+
+    assert "ValueError" in pickler.Pickler.dumps.__code__.co_names
+    pyc = importlib.util.cache_from_source(str(path))
+    assert not os.path.exists(pyc)
+    installation.uninstall()
+    del sys.modules["pickler"]
+    import pickler as plain  # without astpatch: upstream's code, and its normal .pyc
+
+    assert "ValueError" not in plain.Pickler.dumps.__code__.co_names
+    assert os.path.exists(pyc)
+
+
+def test_a_failing_rule_warns_once_and_the_module_imports_as_upstream_wrote_it(modules, hook):
+    modules("pickler", PICKLER_SOURCE.replace("raise Bypass", "return None  #"))
+    hook(rules=[rule()])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import pickler
+    messages = [str(w.message) for w in caught if issubclass(w.category, astpatch.AstpatchWarning)]
+    assert messages == [
+        "astpatch: rule pickler-valueerror was not applied to pickler: the edit does not apply: no except "
+        "clause in Pickler.dumps raises Bypass, and none catches ValueError. pickler is imported without this "
+        "fix. Run `astpatch list` to see every rule's state, update astpatch, or set "
+        "ASTPATCH_DISABLE=pickler-valueerror to turn the rule off."
+    ]
+    assert "ValueError" not in pickler.Pickler.dumps.__code__.co_names
+    assert [o.status for o in astpatch.applied()] == [oc.FAILED]
+
+
+def test_target_missing_warns_and_strict_raises(modules, hook):
+    modules("pickler", PICKLER_SOURCE)
+    hook(rules=[rule(target="Pickler.loads")], strict=True)
+    with pytest.raises(astpatch.AstpatchError, match="Pickler.loads is not defined in Pickler"):
+        import pickler  # noqa: F401
+    assert "pickler" not in sys.modules
+
+
+def test_already_fixed_runs_upstream_code_byte_for_byte(modules, hook):
+    fixed = PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    path = modules("pickler", fixed)
+    hook(rules=[rule()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # already-fixed is not a warning
+        import pickler
+    upstream = compile(fixed, str(path), "exec", dont_inherit=True)
+    dumps = next(c for c in upstream.co_consts if getattr(c, "co_name", "") == "Pickler").co_consts
+    assert pickler.Pickler.dumps.__code__ == next(c for c in dumps if getattr(c, "co_name", "") == "dumps")
+    assert [o.status for o in astpatch.applied()] == [oc.ALREADY_FIXED]
+
+
+def test_second_import_in_another_install_comes_from_the_cache(modules, hook):
+    modules("pickler", PICKLER_SOURCE)
+    installation = hook(rules=[rule()])
+    import pickler  # noqa: F401
+
+    installation.uninstall()
+    del sys.modules["pickler"]
+    hook(rules=[rule()])
+    import pickler as again
+
+    assert "ValueError" in again.Pickler.dumps.__code__.co_names
+    assert [(o.status, o.from_cache) for o in astpatch.applied()] == [(oc.APPLIED, False), (oc.APPLIED, True)]
+
+
+def test_zip_imports_are_left_alone_with_a_warning_naming_the_rule(tmp_path, hook, monkeypatch):
+    archive = tmp_path / "mods.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("pickler.py", PICKLER_SOURCE)
+    monkeypatch.syspath_prepend(str(archive))
+    hook(rules=[rule()])
+    try:
+        with pytest.warns(astpatch.AstpatchWarning, match="rule pickler-valueerror was not applied to pickler: "
+                                                          "pickler is loaded by zipimporter"):
+            import pickler
+        assert "ValueError" not in pickler.Pickler.dumps.__code__.co_names
+    finally:
+        sys.modules.pop("pickler", None)
+
+
+def test_a_target_imported_before_install_is_reported(modules, hook):
+    modules("pickler", PICKLER_SOURCE)
+    import pickler  # noqa: F401
+
+    with pytest.warns(astpatch.AstpatchWarning, match="pickler was imported before astpatch.install()"):
+        hook(rules=[rule()])
+
+
+def test_rule_files_and_bad_rule_files(tmp_path, hook, modules):
+    from conftest import RULE_FILE
+
+    good = tmp_path / "rules"
+    good.mkdir()
+    (good / "pickler_rule.py").write_text(RULE_FILE)
+    (good / "broken.py").write_text("RULE = 1/0\n")
+    modules("pickler", PICKLER_SOURCE)
+    with pytest.warns(astpatch.AstpatchWarning, match=r"rule file .*broken.py failed to load: ZeroDivisionError"):
+        installation = hook(rules=[good])
+    assert [r.id for r in installation.rules if r.id.startswith("pickler")] == ["pickler-valueerror"]
+    import pickler
+
+    assert "ValueError" in pickler.Pickler.dumps.__code__.co_names

@@ -1,0 +1,216 @@
+"""The engine on modules the tests write: outcomes, line numbers and compiled code."""
+
+from __future__ import annotations
+
+import marshal
+import textwrap
+import types
+
+import astpatch
+from astpatch import outcome as oc
+from astpatch.rewrite import rewrite
+from astpatch.spans import patched_lines, split_lines
+
+from conftest import PICKLER_SOURCE, rule
+
+
+def codes(code: types.CodeType):
+    """Every code object in a module's code, depth first."""
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from codes(const)
+
+
+def by_name(code: types.CodeType) -> dict[str, types.CodeType]:
+    return {getattr(c, "co_qualname", c.co_name) + f"@{c.co_firstlineno}": c for c in codes(code)}
+
+
+def test_applied_changes_only_the_clause():
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule()], {})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]
+    before = split_lines(PICKLER_SOURCE)
+    after = patched_lines(before, result.spans)
+    changed = [(i + 1, a, b) for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    assert changed == [(17, "        except (TypeError, AttributeError) as e:\n",
+                        "        except (TypeError, AttributeError, ValueError) as e:\n")]
+    assert len(after) == len(before)
+
+
+def test_compiled_code_equals_a_full_compile_of_the_patched_text():
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule()], {})
+    text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
+    assert marshal.dumps(result.code) == marshal.dumps(compile(text, "pickler.py", "exec", dont_inherit=True))
+
+
+def test_lines_outside_the_function_keep_their_numbers_when_an_edit_adds_lines():
+    source = textwrap.dedent('''\
+        class Bypass(Exception):
+            pass
+
+
+        class Pickler:
+            def dumps(self, obj):
+                try:
+                    return repr(obj)
+                except (
+                    TypeError,
+                    AttributeError,
+                ) as e:
+                    raise Bypass() from e
+
+            def after(self):
+                return 16
+
+            @staticmethod
+            def decorated():
+                return 20
+
+
+        def module_level():
+            return 24
+    ''')
+    result = rewrite("pickler", "pickler.py", source, [rule()], {})
+    assert result.outcomes[0].status == oc.APPLIED
+    assert result.spans[0].line_delta == 1
+    original = compile(source, "pickler.py", "exec", dont_inherit=True)
+    patched, plain = by_name(result.code), by_name(original)
+    assert patched.keys() == plain.keys()
+    for name, code in plain.items():
+        if "dumps" in name:
+            assert list(patched[name].co_lines()) != list(code.co_lines())
+            assert "ValueError" in patched[name].co_names
+        else:
+            # Every code object outside the edited function is upstream's, line table included.
+            assert list(patched[name].co_lines()) == list(code.co_lines()), name
+    namespace: dict = {}
+    exec(result.code, namespace)
+    assert namespace["Pickler"].after.__code__.co_firstlineno == 15
+    assert namespace["module_level"]() == 24
+
+
+def test_the_patched_function_behaves_as_fixed():
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule()], {})
+    namespace: dict = {}
+    exec(result.code, namespace)
+
+    class Bad:
+        def __reduce__(self):
+            raise ValueError("fast mode: can't pickle cyclic objects")
+
+    try:
+        namespace["Pickler"]().dumps(Bad())
+    except namespace["Bypass"] as error:
+        assert isinstance(error.__cause__, ValueError)
+    else:
+        raise AssertionError("Bypass was not raised")
+
+
+def test_target_missing():
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(target="Pickler.loads")], {})
+    (o,) = result.outcomes
+    assert (o.status, o.reason) == (oc.TARGET_MISSING, "Pickler.loads is not defined in Pickler")
+    assert result.code is None and result.spans == []
+
+
+def test_target_that_is_a_class():
+    (o,) = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(target="Pickler")], {}).outcomes
+    assert (o.status, o.reason) == (oc.TARGET_MISSING, "Pickler is a class, not a function")
+
+
+def test_outside_the_gate_is_not_applicable_and_changes_nothing():
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(gate="pickledist>=2.10")], {"pickledist": "2.9.1"})
+    (o,) = result.outcomes
+    assert o.status == oc.NOT_APPLICABLE
+    assert o.reason == "pickledist 2.9.1 is outside the gate pickledist>=2.10"
+    assert o.version == "2.9.1"
+    assert result.code is None
+
+
+def test_gate_on_a_distribution_that_is_not_installed():
+    (o,) = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(gate="pickledist>=2.10")], {"pickledist": None}).outcomes
+    assert (o.status, o.reason) == (oc.NOT_APPLICABLE, "pickledist is not installed (gate pickledist>=2.10)")
+
+
+def test_already_fixed_wins_over_the_gate():
+    fixed = PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    result = rewrite("pickler", "pickler.py", fixed, [rule(gate="pickledist>=2.10,<2.11")], {"pickledist": "2.13.0"})
+    assert result.outcomes[0].status == oc.ALREADY_FIXED
+    assert result.code is None
+
+
+def test_an_edit_that_raises_is_a_failure_not_an_exception():
+    class Broken(astpatch.Edit):
+        kind = "broken"
+
+        def params(self):
+            return {}
+
+        def apply(self, target):
+            raise RuntimeError("boom")
+
+    (o,) = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(edit=Broken())], {}).outcomes
+    assert (o.status, o.reason) == (oc.FAILED, "the edit broken raised RuntimeError: boom")
+
+
+def test_an_edit_that_produces_invalid_code_fails_to_compile_cleanly():
+    import libcst as cst
+
+    class Invalid(astpatch.Edit):
+        kind = "invalid"
+
+        def params(self):
+            return {}
+
+        def apply(self, target):
+            # `nonlocal` with no enclosing binding parses but does not compile.
+            body = target.node.body.with_changes(body=[cst.parse_statement("nonlocal y\n")])
+            return astpatch.EditResult.applied(target.node.with_changes(body=body))
+
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(edit=Invalid())], {})
+    (o,) = result.outcomes
+    assert o.status == oc.FAILED and o.reason.startswith("the patched module does not compile:")
+    assert result.code is None
+
+
+def test_two_rules_on_one_function_apply_in_order():
+    first = rule(id="first")
+    second = rule(id="second", edit=astpatch.AddExceptTypes(add=("KeyError",), converts_to="Bypass"))
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [first, second], {})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED, oc.APPLIED]
+    text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
+    assert "except (TypeError, AttributeError, ValueError, KeyError) as e:" in text
+
+
+def test_idempotent_on_its_own_output():
+    once = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule()], {})
+    text = "".join(patched_lines(split_lines(PICKLER_SOURCE), once.spans))
+    twice = rewrite("pickler", "pickler.py", text, [rule()], {})
+    assert twice.outcomes[0].status == oc.ALREADY_FIXED and twice.code is None
+
+
+def test_conditional_definitions_are_ambiguous():
+    source = textwrap.dedent('''\
+        import sys
+        if sys.version_info >= (3, 12):
+            def f():
+                pass
+        else:
+            def f():
+                pass
+    ''')
+    (o,) = rewrite("m", "m.py", source, [rule(module="m", target="f")], {}).outcomes
+    assert o.status == oc.FAILED and "defined 2 times (lines 3, 6)" in o.reason
+
+
+def test_a_source_that_does_not_parse():
+    (o,) = rewrite("m", "m.py", "def f(:\n", [rule(module="m", target="f")], {}).outcomes
+    assert o.status == oc.FAILED and o.reason.startswith("m.py does not parse")
+
+
+def test_tabs_crlf_and_no_final_newline():
+    source = "class Pickler:\n\tdef dumps(self, obj):\n\t\ttry:\n\t\t\treturn obj\n\t\texcept TypeError as e:\n\t\t\traise Bypass() from e"
+    result = rewrite("m", "m.py", source, [rule(module="m")], {})
+    assert result.outcomes[0].status == oc.APPLIED
+    text = "".join(patched_lines(split_lines(source), result.spans))
+    assert text == source.replace("except TypeError as e", "except (TypeError, ValueError) as e")

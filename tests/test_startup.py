@@ -1,0 +1,110 @@
+"""What install() costs at start-up, and the environment switches, in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, run_python
+
+INSTALL_ONLY = '''
+import json, sys
+events = []
+def audit(event, args):
+    if event == "open" and isinstance(args[0], str) and (".dist-info" in args[0] or ".egg-info" in args[0]):
+        events.append(("open", args[0]))
+    if event == "os.listdir":
+        events.append(("listdir", str(args[0])))
+import astpatch
+sys.addaudithook(audit)
+astpatch.install(rules=[{rules!r}])
+heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "pickler", "ast") if m in sys.modules]
+print(json.dumps({{"heavy": heavy, "events": events}}))
+'''
+
+
+def env_with_site(site, **extra):
+    env = clean_env(**extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def setup(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "pickler.py").write_text(PICKLER_SOURCE)
+    rules = tmp_path / "rule.py"
+    rules.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream='))
+    return site, rules
+
+
+def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
+    site, rules = setup(tmp_path)
+    out = check(run_python(INSTALL_ONLY.format(rules=str(rules)), env=env_with_site(site)))
+    data = json.loads(out)
+    assert data["heavy"] == []
+    # The only directory listing is the one for the shipped rules; no metadata is read.
+    assert all(kind == "listdir" and path.endswith("rules") for kind, path in data["events"]), data["events"]
+
+
+PROBE = '''
+import sys, warnings
+warnings.simplefilter("always")
+import astpatch
+astpatch.install(rules=[{rules!r}], cache_dir=False)
+import pickler
+print("patched" if "ValueError" in pickler.Pickler.dumps.__code__.co_names else "upstream")
+print(len([f for f in sys.meta_path if type(f).__name__ == "PatchingFinder"]))
+'''
+
+
+def run_probe(tmp_path, **env):
+    site, rules = setup(tmp_path)
+    (tmp_path / "rule.py").write_text(RULE_FILE)  # no gate
+    return run_python(PROBE.format(rules=str(rules)), env=env_with_site(site, **env))
+
+
+def test_disable_turns_astpatch_off(tmp_path):
+    result = run_probe(tmp_path, ASTPATCH_DISABLE="1")
+    assert check(result).split() == ["upstream", "0"]
+    assert result.stderr == ""
+
+
+def test_disable_one_rule(tmp_path):
+    result = run_probe(tmp_path, ASTPATCH_DISABLE="pickler-valueerror")
+    assert check(result).split() == ["upstream", "1"]
+    assert result.stderr == ""
+
+
+def test_disable_an_unknown_rule_says_so(tmp_path):
+    result = run_probe(tmp_path, ASTPATCH_DISABLE="no-such-rule")
+    assert check(result).split() == ["patched", "1"]
+    assert "ASTPATCH_DISABLE names 'no-such-rule', which is no known rule id" in result.stderr
+
+
+def test_strict_from_the_environment_raises(tmp_path):
+    site, rules = setup(tmp_path)
+    rules.write_text(RULE_FILE.replace('target="Pickler.dumps"', 'target="Pickler.gone"'))
+    result = run_python(PROBE.format(rules=str(rules)), env=env_with_site(site, ASTPATCH_STRICT="1"))
+    assert result.returncode == 1
+    assert "astpatch.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied to pickler: " \
+           "Pickler.gone is not defined in Pickler" in result.stderr
+
+
+def test_an_unknown_switch_value_is_reported(tmp_path):
+    result = run_probe(tmp_path, ASTPATCH_STRICT="maybe")
+    assert check(result).split() == ["patched", "1"]
+    assert "ignoring ASTPATCH_STRICT='maybe': use 1 to turn it on or 0 to turn it off" in result.stderr
+
+
+def test_gate_reads_the_installed_version(tmp_path):
+    site, rules = setup(tmp_path)
+    dist = site / "pickledist-0.5.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 0.5\n\n")
+    code = PROBE.format(rules=str(rules)) + "print(astpatch.applied()[0].reason)\n"
+    out = check(run_python(code, env=env_with_site(site)))
+    assert out.split("\n")[0] == "upstream"
+    assert "pickledist 0.5 is outside the gate pickledist>=1" in out
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0a0+git123\n\n")
+    assert check(run_python(code, env=env_with_site(site))).split("\n")[0] == "patched"
