@@ -140,3 +140,9 @@ def check(result: subprocess.CompletedProcess) -> str:
     """The stdout of a subprocess that must have succeeded."""
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result.stdout
+
+
+def pytest_report_header(config):
+    from astpatch.rulefiles import builtin_rules_dir
+
+    return [f"astpatch {astpatch.__version__} from {Path(astpatch.__file__).parent}, rules from {builtin_rules_dir()}"]

@@ -1,0 +1,30 @@
+"""The rules that ship with astpatch: they load, and each names its upstream fix."""
+
+from __future__ import annotations
+
+import os
+
+import astpatch
+from astpatch.rulefiles import builtin_rules_dir, load_rules
+
+
+def test_shipped_rules_load_cleanly_and_are_complete():
+    problems: list[str] = []
+    rules = load_rules([builtin_rules_dir()], problems.append)
+    assert problems == []
+    ids = [r.id for r in rules]
+    assert "torch-fxgraph-cache-key-valueerror" in ids
+    for rule in rules:
+        assert isinstance(rule, astpatch.Rule)
+        assert rule.upstream and rule.summary
+        assert os.path.dirname(rule.origin) == builtin_rules_dir()
+
+
+def test_installed_astpatch_ships_its_rules_inside_the_package():
+    # In an installed astpatch the rules live in astpatch/rules; in a checkout, in rules/.
+    package = os.path.dirname(astpatch.__file__)
+    if "site-packages" in package:
+        assert builtin_rules_dir() == os.path.join(package, "rules")
+    else:
+        assert builtin_rules_dir() == os.path.join(os.path.dirname(package), "rules")
+    assert os.path.isfile(os.path.join(builtin_rules_dir(), "torch_fxgraph_pickle_valueerror.py"))

@@ -1,0 +1,106 @@
+"""Real torch 2.10.0: the bug, the fix, and the properties of the fixed function.
+
+Each case runs in a fresh interpreter, so torch is imported once per case, with or without
+astpatch. Slow tier: run by `python3 tools/test.py` in the torch 2.10.0 environment.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import check, clean_env
+from torch_probes import COMPILE, INSPECT, PICKLER
+
+pytestmark = pytest.mark.torch210
+RULE_ID = "torch-fxgraph-cache-key-valueerror"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def real_torch_210():
+    from astpatch.distributions import installed_version
+
+    version = installed_version("torch")
+    if version is None or not version.startswith("2.10.0"):
+        pytest.fail(f"these tests need torch 2.10.0 installed, found {version}; run `python3 tools/test.py`")
+
+
+def run(program: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True,
+                            env=clean_env(), timeout=900)
+    return json.loads(check(result).splitlines()[-1])
+
+
+def test_without_astpatch_a_valueerror_escapes_dumps(tmp_path):
+    report = run(PICKLER, "plain")
+    assert report["cycle"]["raised"] == "ValueError"
+    assert report["ctypes"]["raised"] == "ValueError"
+    assert report["keyerror"]["raised"] == "KeyError"
+
+
+def test_with_astpatch_the_valueerror_becomes_a_cache_bypass(tmp_path):
+    report = run(PICKLER, "astpatch", str(tmp_path / "cache"))
+    cycle = report["cycle"]
+    assert cycle["raised"] == "BypassFxGraphCache"
+    assert cycle["cause"] == "ValueError"
+    assert cycle["cause_message"].startswith("fast mode: can't pickle cyclic objects")
+    assert report["ctypes"]["raised"] == "BypassFxGraphCache"
+    assert report["ctypes"]["cause"] == "ValueError"
+    assert report["warnings_logged"] == 2  # "Failed to pickle cache key", once per bypass
+    assert report["next_object_ok"] is True  # the stream was reset by the finally clause
+    assert report["keyerror"]["raised"] == "KeyError" and report["keyerror"]["cause"] is None
+    # One frame for dumps: no wrapper.
+    assert len(report["keyerror"]["dumps_frames"]) == 1
+    assert report["keyerror"]["dumps_frames"][0][0].endswith("torch/_inductor/codecache.py")
+    assert report["outcomes"] == [{
+        "rule": RULE_ID, "module": "torch._inductor.codecache", "outcome": "applied",
+        "reason": "added ValueError to `except (TypeError, AttributeError, pickle.PicklingError)`",
+        "from_cache": False, "version": "2.10.0",
+    }]
+
+
+def test_torch_compile_bypasses_the_cache_instead_of_failing(tmp_path):
+    plain = run(COMPILE, "plain")
+    assert plain["compiled"] is False
+    assert "ValueError: fast mode: can't pickle cyclic objects" in plain["error"]
+    fixed = run(COMPILE, "astpatch", str(tmp_path / "cache"))
+    assert fixed["compiled"] is True, fixed.get("error")
+    assert fixed["counters"].get("fxgraph_cache_bypass") == 1
+
+
+def test_the_fixed_function_is_upstreams_own_function_with_one_clause_changed(tmp_path):
+    cache = str(tmp_path / "cache")
+    run(PICKLER, "astpatch", cache)  # fill the cache
+    report = run(INSPECT, cache)
+    assert report["co_filename"] == report["file"]
+    assert report["function_type"] == "function"
+    assert report["wrapped"] is False
+    assert report["qualname"] == "FxGraphCachePickler.dumps"
+    assert report["firstlineno"] == 620  # as in the file
+    assert "except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:" in report["source"]
+    assert "# Some configs options may not pickle." in report["source"]  # comments kept
+    # Every function of the module is where upstream put it; only dumps (and the class and
+    # module that contain it) hold different code, and only dumps' line table differs.
+    assert report["same_code_objects"] is True and report["count"] > 200
+    assert report["differing"] == ["FxGraphCachePickler@498", "FxGraphCachePickler@498.dumps@620"]
+    assert report["differing_lines"] == ["FxGraphCachePickler@498.dumps@620"]
+    assert report["module_level_equal"] is True
+    assert report["dumps_is_executed"] is True
+    assert [f[1] for f in report["frames"]].count("dumps") == 1
+    # A warm process: the code comes from the cache and libcst is never imported.
+    assert report["libcst_imported"] is False
+    assert {o["from_cache"] for o in report["outcomes"]} == {True}
+
+
+def test_astpatch_diff_shows_exactly_upstreams_fix():
+    result = subprocess.run([sys.executable, "-m", "astpatch", "diff", "--color=never", RULE_ID],
+                            capture_output=True, text=True, env=clean_env())
+    lines = check(result).splitlines()
+    assert [line for line in lines if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))] == [
+        "-        except (TypeError, AttributeError, pickle.PicklingError) as e:",
+        "+        except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:",
+    ]
+    assert lines[2] == "@@ -624,7 +624,7 @@"

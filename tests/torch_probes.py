@@ -1,0 +1,140 @@
+"""Programs the torch tests run in fresh interpreters, so each sees its own import of torch.
+
+Each prints one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+# Pickle objects through the real FxGraphCachePickler and report what happened.
+PICKLER = r'''
+import ctypes, json, logging, sys, tempfile, traceback
+if sys.argv[1] == "astpatch":
+    import astpatch
+    astpatch.install(cache_dir=sys.argv[2])
+import torch
+from torch._inductor.codecache import BypassFxGraphCache, FxGraphCachePickler
+
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+logging.getLogger("torch._inductor.codecache").addHandler(Keep())
+logging.getLogger("torch._inductor.codecache").propagate = False
+
+class Raises:
+    def __init__(self, error):
+        self.error = error
+    def __reduce__(self):
+        raise self.error
+
+gm = torch.fx.symbolic_trace(torch.nn.Identity())
+pickler = FxGraphCachePickler(gm)
+cycle = []
+cycle.append(cycle)
+report = {}
+
+def attempt(name, obj):
+    try:
+        pickler.dumps(obj)
+        report[name] = {"raised": None}
+    except BaseException as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        report[name] = {
+            "raised": type(error).__name__,
+            "cause": type(error.__cause__).__name__ if error.__cause__ else None,
+            "cause_message": str(error.__cause__) if error.__cause__ else None,
+            "dumps_frames": [[f.filename, f.lineno, f.line] for f in frames if f.name == "dumps"],
+        }
+
+attempt("cycle", {"config": cycle})
+attempt("ctypes", ctypes.pointer(ctypes.c_int(1)))
+attempt("keyerror", Raises(KeyError("k")))
+report["next_object_ok"] = pickler.dumps({"a": 1}) == FxGraphCachePickler(gm).dumps({"a": 1})
+report["warnings_logged"] = records.count("Failed to pickle cache key")
+if sys.argv[1] == "astpatch":
+    report["outcomes"] = [o.as_dict() for o in astpatch.applied()]
+report["libcst_imported"] = "libcst" in sys.modules
+print(json.dumps(report))
+'''
+
+# A real torch.compile on the CPU whose FX graph cache key holds a reference cycle.
+COMPILE = r'''
+import json, os, sys, tempfile
+if sys.argv[1] == "astpatch":
+    import astpatch
+    astpatch.install(cache_dir=sys.argv[2])
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
+import torch
+import torch._inductor.config as config
+from torch._dynamo.utils import counters
+
+config.fx_graph_cache = True
+config.force_disable_caches = False
+cycle = []
+cycle.append(cycle)
+config.aot_inductor.metadata = {"cycle": cycle}  # part of the FX graph cache key; unused on the CPU path
+
+def f(x):
+    return torch.sin(x) * 2 + torch.cos(x)
+
+x = torch.randn(64)
+report = {}
+try:
+    out = torch.compile(f, backend="inductor")(x)
+    torch.testing.assert_close(out, f(x))
+    report["compiled"] = True
+except Exception as error:
+    report["compiled"] = False
+    report["error"] = f"{type(error).__name__}: {error}"[:400]
+report["counters"] = dict(counters["inductor"])
+print(json.dumps(report))
+'''
+
+# The patched function, inspected from inside, and the module's code compared with upstream's.
+INSPECT = r"""
+import inspect, json, sys, traceback, types
+import astpatch
+astpatch.install(cache_dir=sys.argv[1])
+import torch._inductor.codecache as codecache
+
+path = codecache.__file__
+dumps = codecache.FxGraphCachePickler.dumps
+with open(path, encoding="utf-8") as f:
+    upstream = compile(f.read(), path, "exec", dont_inherit=True)
+executed = codecache.__spec__.loader.get_code(codecache.__name__)  # the code astpatch gave the import
+
+def tree(code, prefix=""):
+    out = {}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            name = f"{prefix}{const.co_name}@{const.co_firstlineno}"
+            out[name] = const
+            out.update(tree(const, name + "."))
+    return out
+
+plain, patched = tree(upstream), tree(executed)
+try:
+    dumps(codecache.FxGraphCachePickler(__import__("torch").fx.symbolic_trace(__import__("torch").nn.Identity())),
+          type("R", (), {"__reduce__": lambda self: (_ for _ in ()).throw(KeyError("k"))})())
+    frames = []
+except KeyError as error:
+    frames = [[f.filename, f.name] for f in traceback.extract_tb(error.__traceback__)]
+print(json.dumps({
+    "file": path,
+    "co_filename": dumps.__code__.co_filename,
+    "function_type": type(dumps).__name__,
+    "wrapped": hasattr(dumps, "__wrapped__"),
+    "qualname": dumps.__qualname__,
+    "firstlineno": dumps.__code__.co_firstlineno,
+    "source": inspect.getsource(dumps),
+    "same_code_objects": sorted(plain) == sorted(patched),
+    "count": len(plain),
+    "differing": sorted(n for n in plain if n in patched and plain[n] != patched[n]),
+    "differing_lines": sorted(n for n in plain if n in patched and list(plain[n].co_lines()) != list(patched[n].co_lines())),
+    "module_level_equal": executed.co_code == upstream.co_code and list(executed.co_lines()) == list(upstream.co_lines()),
+    "dumps_is_executed": dumps.__code__ == next(c for n, c in patched.items() if n.startswith("FxGraphCachePickler@") and ".dumps@" in n),
+    "frames": frames,
+    "outcomes": [o.as_dict() for o in astpatch.applied()],
+    "libcst_imported": "libcst" in sys.modules,
+}))
+"""

@@ -1,0 +1,105 @@
+"""Run the whole test suite, installing what it needs.
+
+    python3 tools/test.py                       # every tier
+    python3 tools/test.py --tier engine-3.12    # one tier
+    python3 tools/test.py -- -k cache           # extra pytest arguments for every tier
+
+Tiers:
+- engine-3.10 ... engine-3.13: the tests that need no torch, under each CPython (code objects
+  and line tables differ between versions);
+- torch210 (slow): real torch 2.10.0, the release with the bug, including torch.compile;
+- torch213 (slow): real torch 2.13.0, where upstream has the fix.
+
+Each tier runs in its own virtual environment under .venvs/, created on first use and reused
+(see tools/venvs.py), with this checkout installed into it as a regular wheel install, and
+pytest started outside the checkout, so the tests exercise astpatch as users install it.
+An interpreter that is missing is reported as such; `--require-all-pythons` (used by CI) makes
+that a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import venvs  # noqa: E402
+
+ENGINE_MARKS = "not torch210 and not torch213"
+TIERS = {
+    "engine-3.10": ("engine", "3.10", ENGINE_MARKS),
+    "engine-3.11": ("engine", "3.11", ENGINE_MARKS),
+    "engine-3.12": ("engine", "3.12", ENGINE_MARKS),
+    "engine-3.13": ("engine", "3.13", ENGINE_MARKS),
+    "torch210": ("torch210", "3.11", "torch210"),
+    "torch213": ("torch213", "3.11", "torch213"),
+}
+
+
+def counts(output: str) -> tuple[int, int]:
+    """(passed, failed + errors) from pytest's closing line."""
+    lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    if not lines:
+        return 0, 0
+    last = lines[-1]
+
+    def number(word: str) -> int:
+        match = re.search(rf"(\d+) {word}", last)
+        return int(match.group(1)) if match else 0
+
+    return number("passed"), number("failed") + number("error")
+
+
+def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
+    requirements, version, marks = TIERS[name]
+    python = venvs.find_python(version)
+    if python is None:
+        print(f"[{name}] NOT RUN: no CPython {version} found (PATH or pyenv)", flush=True)
+        return "missing", 0, 0, 0.0
+    started = time.monotonic()
+    venv = venvs.ensure(requirements, python, log=lambda m: print(f"[{name}] {m}", flush=True))
+    venvs.install_project(venv, log=lambda m: print(f"[{name}] {m}", flush=True))
+    command = [str(venvs.bin_python(venv)), "-m", "pytest", "-p", "no:cacheprovider",
+               "--rootdir", str(venvs.ROOT), "-c", str(venvs.ROOT / "pyproject.toml"),
+               "-m", marks, str(venvs.ROOT / "tests"), *extra]
+    print(f"[{name}] pytest -m '{marks}'", flush=True)
+    # Run from inside the venv directory, not the checkout, so `import astpatch` (in pytest and
+    # in the subprocesses the tests start) finds the installed copy.
+    result = subprocess.run(command, cwd=str(venv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stdout.write(result.stdout)
+    passed, failed = counts(result.stdout)
+    status = "ok" if result.returncode == 0 and passed > 0 else "failed"
+    if result.returncode == 0 and passed == 0:
+        print(f"[{name}] no test ran: counted as a failure", flush=True)
+        failed += 1
+    return status, passed, failed, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tier", action="append", choices=sorted(TIERS), help="run only this tier (repeatable)")
+    parser.add_argument("--require-all-pythons", action="store_true",
+                        help="fail when an interpreter for an engine tier is missing")
+    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    args = parser.parse_args()
+    results = {name: run_tier(name, args.pytest_args) for name in (args.tier or TIERS)}
+
+    print("\nsummary:")
+    total_passed = total_failed = 0
+    for name, (status, passed, failed, seconds) in results.items():
+        print(f"  {name:<12} {status:<8} {passed:>4} passed {failed:>3} failed  {seconds:6.1f} s")
+        total_passed += passed
+        total_failed += failed
+        if status == "missing" and args.require_all_pythons:
+            total_failed += 1
+    ok = total_failed == 0 and all(s in ("ok", "missing") for s, *_ in results.values())
+    print(f"total: {total_passed} passed, {total_failed} failed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
