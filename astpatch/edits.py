@@ -107,7 +107,7 @@ class AddExceptTypes(Edit):
 
     The clause is found by what it does: its body raises `converts_to` (for example
     `raise BypassFxGraphCache(...) from e`). Exactly one such clause must exist in the target
-    (nested functions and classes are not searched).
+    to extend (nested functions and classes are not searched); the edit does not guess.
 
     The fixed shape is recognised by the types caught, not by the clause's body, because
     upstream may rewrite the body when it fixes the bug (torch 2.13 calls a helper instead of
@@ -137,6 +137,15 @@ class AddExceptTypes(Edit):
         wanted = ", ".join(self.add)
         name = target.qualname
 
+        # The fixed shape first: upstream's fix may itself have added clauses that raise
+        # `converts_to` (torch 2.11 has two), which must not read as ambiguity.
+        for statement in {id(t): t for t, _ in anchors}.values():
+            if all(any(_catches(h, a) for h in statement.handlers) for a in self.add):
+                clause = next(h for t, h in anchors if t is statement)
+                return EditResult.already_fixed(
+                    f"the try statement whose `except {_code(clause.type)}` raises "
+                    f"{self.converts_to} already catches {wanted}"
+                )
         if not anchors:
             fixed = [h for _, h in handlers if all(_catches(h, a) for a in self.add)]
             if fixed:
@@ -155,12 +164,7 @@ class AddExceptTypes(Edit):
 
         statement, handler = anchors[0]
         missing = [a for a in self.add if not any(_catches(h, a) for h in statement.handlers)]
-        if not missing:
-            return EditResult.already_fixed(
-                f"the try statement whose `except {_code(handler.type)}` raises "
-                f"{self.converts_to} already catches {wanted}"
-            )
-        if handler.type is None:  # a bare `except:` catches everything; _catches() said so
+        if handler.type is None:  # a bare `except:` catches everything: handled above
             raise AssertionError("unreachable: a bare except catches every type")
         new_type = _with_types(handler.type, [cst.parse_expression(m) for m in missing])
         node = target.node.deep_replace(handler, handler.with_changes(type=new_type))

@@ -141,6 +141,24 @@ def test_already_fixed_recognised_by_types_when_the_body_changed():
     assert "no except clause in f raises Bypass any more" in outcome.reason
 
 
+def test_already_fixed_with_a_second_converting_clause():
+    # torch 2.11's shape: the fix added ValueError and a RuntimeError clause that also converts.
+    outcome, _ = apply('''
+        def f(x):
+            try:
+                return g(x)
+            except (TypeError, AttributeError, ValueError) as e:
+                raise Bypass("no") from e
+            except RuntimeError as e:
+                if "is not pickleable" in str(e):
+                    raise Bypass("no") from e
+                raise
+    ''')
+    assert outcome.status == oc.ALREADY_FIXED
+    assert outcome.reason == "the try statement whose `except (TypeError, AttributeError, ValueError)` raises " \
+                             "Bypass already catches ValueError"
+
+
 def test_no_match_is_a_failure_with_the_reason():
     outcome, after = apply('''
         def f(x):

@@ -8,7 +8,9 @@ Tiers:
 - engine-3.10 ... engine-3.13: the tests that need no torch, under each CPython (code objects
   and line tables differ between versions);
 - torch210 (slow): real torch 2.10.0, the release with the bug, including torch.compile;
-- torch213 (slow): real torch 2.13.0, where upstream has the fix.
+- torch213 (slow): real torch 2.13.0, where upstream has the fix;
+- wheels (slow the first time: downloads): the shipped rules against the released torch wheels
+  around each upstream fix (2.9.1, 2.10.0, 2.11.0, 2.13.0), read from the wheel files.
 
 Each tier runs in its own virtual environment under .venvs/, created on first use and reused
 (see tools/venvs.py), with this checkout installed into it as a regular wheel install, and
@@ -20,6 +22,7 @@ that a failure.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -29,7 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import venvs  # noqa: E402
 
-ENGINE_MARKS = "not torch210 and not torch213"
+ENGINE_MARKS = "not torch210 and not torch213 and not wheels"
+# The releases around the first rule's upstream fix, read from their wheels without installing.
+RELEASED_TORCH = ["torch==2.9.1", "torch==2.10.0", "torch==2.11.0", "torch==2.13.0"]
 TIERS = {
     "engine-3.10": ("engine", "3.10", ENGINE_MARKS),
     "engine-3.11": ("engine", "3.11", ENGINE_MARKS),
@@ -37,6 +42,7 @@ TIERS = {
     "engine-3.13": ("engine", "3.13", ENGINE_MARKS),
     "torch210": ("torch210", "3.11", "torch210"),
     "torch213": ("torch213", "3.11", "torch213"),
+    "wheels": ("engine", "3.11", "wheels"),
 }
 
 
@@ -61,6 +67,9 @@ def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
         print(f"[{name}] NOT RUN: no CPython {version} found (PATH or pyenv)", flush=True)
         return "missing", 0, 0, 0.0
     started = time.monotonic()
+    env = dict(os.environ)
+    if name == "wheels":
+        env["ASTPATCH_TEST_WHEELS"] = str(venvs.fetch_wheels(RELEASED_TORCH, log=lambda m: print(f"[{name}] {m}", flush=True)))
     venv = venvs.ensure(requirements, python, log=lambda m: print(f"[{name}] {m}", flush=True))
     venvs.install_project(venv, log=lambda m: print(f"[{name}] {m}", flush=True))
     command = [str(venvs.bin_python(venv)), "-m", "pytest", "-p", "no:cacheprovider",
@@ -69,7 +78,7 @@ def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
     print(f"[{name}] pytest -m '{marks}'", flush=True)
     # Run from inside the venv directory, not the checkout, so `import astpatch` (in pytest and
     # in the subprocesses the tests start) finds the installed copy.
-    result = subprocess.run(command, cwd=str(venv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(command, cwd=str(venv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sys.stdout.write(result.stdout)
     passed, failed = counts(result.stdout)
     status = "ok" if result.returncode == 0 and passed > 0 else "failed"

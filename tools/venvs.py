@@ -88,3 +88,22 @@ def install_project(venv: Path, log=print) -> None:
          "--force-reinstall", "--no-cache-dir", str(ROOT)],
         check=True, cwd=str(venv),
     )
+
+
+WHEEL_DIR = VENV_DIR / "wheels"
+
+
+def fetch_wheels(requirements: list[str], log=print) -> Path:
+    """Download wheels (no dependencies) into .venvs/wheels once; later runs reuse them."""
+    WHEEL_DIR.mkdir(parents=True, exist_ok=True)
+    for requirement in requirements:
+        name, version = requirement.split("==")
+        if any(WHEEL_DIR.glob(f"{name}-{version}-*.whl")) or any(WHEEL_DIR.glob(f"{name}-{version}+*.whl")):
+            continue
+        log(f"[wheels] downloading {requirement}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+             "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "--dest", str(WHEEL_DIR), requirement],
+            check=True,
+        )
+    return WHEEL_DIR

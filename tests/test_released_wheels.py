@@ -1,0 +1,70 @@
+"""The shipped rule against torch's released wheels, before and after upstream's fix.
+
+The module's source and the version are read from each wheel file, nothing is installed or
+imported. `python3 tools/test.py --tier wheels` downloads the wheels once into .venvs/wheels.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from astpatch import outcome as oc
+from astpatch.rewrite import rewrite
+from astpatch.rulefiles import builtin_rules_dir, load_rules
+from astpatch.spans import patched_lines, split_lines
+
+pytestmark = pytest.mark.wheels
+MODULE_PATH = "torch/_inductor/codecache.py"
+FIXED_CLAUSE = "        except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:\n"
+
+
+def wheel(version: str) -> tuple[str, str]:
+    """(source of codecache.py, version from METADATA) of the torch `version` wheel."""
+    directory = os.environ.get("ASTPATCH_TEST_WHEELS")
+    if not directory:
+        pytest.fail("ASTPATCH_TEST_WHEELS is not set; run `python3 tools/test.py --tier wheels`")
+    found = sorted(Path(directory).glob(f"torch-{version}[-+]*.whl"))
+    assert found, f"no torch {version} wheel in {directory}"
+    with zipfile.ZipFile(found[0]) as z:
+        source = z.read(MODULE_PATH).decode("utf-8")
+        metadata = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = z.read(metadata).decode("utf-8")
+    dist_version = next(line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Version:"))
+    return source, dist_version
+
+
+def rule():
+    (found,) = [r for r in load_rules([builtin_rules_dir()], print) if r.id == "torch-fxgraph-cache-key-valueerror"]
+    return found
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("2.9.1", oc.NOT_APPLICABLE),
+    ("2.10.0", oc.APPLIED),
+    ("2.11.0", oc.ALREADY_FIXED),
+    ("2.13.0", oc.ALREADY_FIXED),
+])
+def test_outcome_per_release(version, expected):
+    source, dist_version = wheel(version)
+    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": dist_version})
+    (outcome,) = result.outcomes
+    assert outcome.status == expected, outcome.reason
+    if expected == oc.NOT_APPLICABLE:
+        assert outcome.reason == f"torch {dist_version} is outside the gate torch>=2.10"
+    if expected != oc.APPLIED:
+        assert result.code is None and result.spans == []
+
+
+def test_the_patched_2_10_clause_is_the_one_2_11_shipped():
+    source, version = wheel("2.10.0")
+    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": version})
+    before = split_lines(source)
+    after = patched_lines(before, result.spans)
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert changed == [("        except (TypeError, AttributeError, pickle.PicklingError) as e:\n", FIXED_CLAUSE)]
+    fixed_source, _ = wheel("2.11.0")
+    assert FIXED_CLAUSE in split_lines(fixed_source)
