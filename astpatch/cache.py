@@ -29,7 +29,7 @@ import marshal
 import os
 import stat
 import sys
-import threading
+import _thread
 import zlib
 
 from .messages import trace, warn
@@ -83,7 +83,7 @@ class Cache:
     def __init__(self, directory: str | None, *, strict: bool = False) -> None:
         self.directory = directory
         self.strict = strict
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._usable: bool | None = None  # directory checked once per process
         self._write_disabled = False
 
@@ -188,7 +188,7 @@ class Cache:
         final = os.path.join(directory, _key_name(module, key))
         body = marshal.dumps((key, entry.outcomes, entry.spans, entry.code))
         data = _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
-        temporary = os.path.join(directory, f".{os.path.basename(final)}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary = os.path.join(directory, f".{os.path.basename(final)}.{os.getpid()}.{_thread.get_ident()}.tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
             try:

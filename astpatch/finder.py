@@ -8,8 +8,8 @@ is left alone, with one warning naming the rules that could not be applied.
 
 from __future__ import annotations
 
+import _thread
 import sys
-import threading
 from importlib.machinery import SourceFileLoader
 
 from . import outcome as oc
@@ -27,7 +27,7 @@ class PatchingFinder:
     def __init__(self, installation: Installation) -> None:
         self._installation = installation
         self._targets = installation.targets  # a frozenset: the whole cost of a non-target import
-        self._busy = threading.local()
+        self._busy = _thread._local()
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
         if fullname not in self._targets:

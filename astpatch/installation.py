@@ -9,8 +9,8 @@ that happens when a target module is actually imported.
 from __future__ import annotations
 
 import os
+import _thread
 import sys
-import threading
 
 from . import config
 from . import outcome as oc
@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterable
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _current: Installation | None = None
 
 

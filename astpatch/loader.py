@@ -8,11 +8,9 @@ to astpatch's own cache, so a process without astpatch still runs upstream's cod
 
 from __future__ import annotations
 
-import linecache
 import marshal
 import sys
 from importlib.machinery import SourceFileLoader
-from importlib.util import MAGIC_NUMBER, decode_source, source_hash
 
 from . import __version__
 from . import outcome as oc
@@ -53,6 +51,9 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
+        # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
+        from importlib.util import MAGIC_NUMBER, decode_source, source_hash
+
         session = self._session
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
@@ -103,5 +104,8 @@ def _show_patched_source(path: str, stats: dict, source: bytes, spans: list[tupl
     The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it
     while the file is unchanged and drops it (falling back to the file) once it changes.
     """
+    import linecache
+    from importlib.util import decode_source
+
     lines = patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
     linecache.cache[path] = (stats["size"], stats["mtime"], lines, path)

@@ -48,9 +48,32 @@ def trace(message: str) -> None:
     logger.debug(message)
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of the first frame outside astpatch and importlib: the user's import."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith("<frozen importlib"):
+            pass  # warnings.warn skips importlib's own frames without counting them
+        elif filename.startswith(_PACKAGE):
+            level += 1
+        else:
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+    return 1
+
+
 def warn(message: str, *, strict: bool = False) -> None:
-    """Warn, or raise `AstpatchError` when strict."""
+    """Warn, or raise `AstpatchError` when strict.
+
+    The warning is attributed to the user's code that triggered it (an import statement, the
+    call to install()), not to astpatch's internals.
+    """
     trace(message)
     if strict:
         raise AstpatchError(message)
-    warnings.warn(message, AstpatchWarning, stacklevel=2)
+    warnings.warn(message, AstpatchWarning, stacklevel=_user_stacklevel())

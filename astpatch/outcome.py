@@ -7,7 +7,7 @@ its gate, or failed.
 
 from __future__ import annotations
 
-import threading
+import _thread  # not threading: this module is imported at start-up
 
 APPLIED = "applied"
 ALREADY_FIXED = "already-fixed"
@@ -78,7 +78,7 @@ class Outcome:
 
 
 _record: list[Outcome] = []
-_record_lock = threading.Lock()
+_record_lock = _thread.allocate_lock()
 
 
 def record(outcomes: list[Outcome]) -> None:

@@ -7,13 +7,30 @@ imported.
 
 from __future__ import annotations
 
-import re
-
 from .edits import Edit
 
-_RULE_ID = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-_GATE = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(.*?)\s*\Z", re.S)
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _valid_id(text: object) -> bool:
+    return isinstance(text, str) and bool(text) and text[0] not in "._-" and set(text) <= _ID_CHARS
+
+
+def _dotted(text: object) -> bool:
+    return isinstance(text, str) and all(part.isidentifier() for part in text.split("."))
+
+
+def _split_gate(gate: str) -> tuple[str, str] | None:
+    """`torch>=2.10` -> ("torch", ">=2.10"); None when it does not start with a distribution name."""
+    gate = gate.strip()
+    end = 0
+    while end < len(gate) and gate[end] in _NAME_CHARS:
+        end += 1
+    name = gate[:end]
+    if not name or not name[0].isalnum() or not name[-1].isalnum():
+        return None
+    return name, gate[end:].strip()
 
 
 class RuleError(ValueError):
@@ -47,19 +64,19 @@ class Rule:
         gate: str | None = None,
     ) -> None:
         where = f"rule {id!r}"
-        if not isinstance(id, str) or not _RULE_ID.match(id):
+        if not _valid_id(id):
             raise RuleError(f"rule id {id!r} must be lower case letters, digits, '.', '_' and '-'")
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise RuleError(f"{where}: summary must be one non-empty line")
         for name, value in (("module", module), ("target", target)):
-            if not isinstance(value, str) or not _DOTTED.match(value):
+            if not _dotted(value):
                 raise RuleError(f"{where}: {name} must be a dotted name, got {value!r}")
         if not isinstance(edit, Edit):
             raise RuleError(f"{where}: edit must be an astpatch edit (such as AddExceptTypes), got {edit!r}")
         if not isinstance(upstream, str) or not upstream.strip():
             raise RuleError(f"{where}: upstream must say where upstream fixed it (issue, PR, release)")
         if gate is not None:
-            if not isinstance(gate, str) or not _GATE.match(gate):
+            if not isinstance(gate, str) or _split_gate(gate) is None:
                 raise RuleError(f"{where}: gate must read like 'torch>=2.10', got {gate!r}")
         self.id = id
         self.summary = summary.strip()
@@ -73,19 +90,11 @@ class Rule:
     @property
     def gate_distribution(self) -> str | None:
         """The distribution whose version the gate tests, or None without a gate."""
-        if self.gate is None:
-            return None
-        match = _GATE.match(self.gate)
-        assert match is not None  # checked in __init__
-        return match.group(1)
+        return None if self.gate is None else _split_gate(self.gate)[0]  # type: ignore[index]
 
     @property
     def gate_specifier(self) -> str:
-        if self.gate is None:
-            return ""
-        match = _GATE.match(self.gate)
-        assert match is not None
-        return match.group(2)
+        return "" if self.gate is None else _split_gate(self.gate)[1]  # type: ignore[index]
 
     def fingerprint(self) -> str:
         """Everything about the rule that can change the code it produces."""

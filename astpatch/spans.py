@@ -6,10 +6,6 @@ for `linecache` without importing the engine.
 
 from __future__ import annotations
 
-import re
-
-_LINES = re.compile(r"[^\n]*\n|[^\n]+")
-
 
 class Span:
     """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`."""
@@ -35,7 +31,11 @@ class Span:
 
 def split_lines(text: str) -> list[str]:
     """Lines with their endings, for text decoded with universal newlines (only `\\n` ends a line)."""
-    return _LINES.findall(text)
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
 
 
 def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:

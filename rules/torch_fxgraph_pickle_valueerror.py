@@ -21,5 +21,9 @@ RULE = Rule(
     target="FxGraphCachePickler.dumps",
     gate="torch>=2.10",
     edit=AddExceptTypes(add=("ValueError",), converts_to="BypassFxGraphCache"),
-    upstream="fixed upstream in torch 2.11.0 (ValueError added to the except clause of FxGraphCachePickler.dumps)",
+    upstream=(
+        "torch 2.11.0 is the first release whose FxGraphCachePickler.dumps catches ValueError "
+        "(pytorch/pytorch#176557, a later duplicate of the fix, was closed because main already had it); "
+        "downstream workaround this replaces: vLLM's zen_cpu platform (vllm-project/vllm#35970)"
+    ),
 )

@@ -138,7 +138,9 @@ def test_a_failing_rule_warns_once_and_the_module_imports_as_upstream_wrote_it(m
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import pickler
-    messages = [str(w.message) for w in caught if issubclass(w.category, astpatch.AstpatchWarning)]
+    ours = [w for w in caught if issubclass(w.category, astpatch.AstpatchWarning)]
+    assert [w.filename for w in ours] == [__file__]  # attributed to the import, not to astpatch
+    messages = [str(w.message) for w in ours]
     assert messages == [
         "astpatch: rule pickler-valueerror was not applied to pickler: the edit does not apply: no except "
         "clause in Pickler.dumps raises Bypass, and none catches ValueError. pickler is imported without this "
