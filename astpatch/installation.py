@@ -64,13 +64,24 @@ class Installation:
             source = "cache" if o.from_cache else "rewrite"
             trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}")
             if o.status in oc.PROBLEMS:
-                version = f" ({o.version})" if o.version else ""
                 warn(
-                    f"astpatch: rule {o.rule_id} was not applied to {o.module}{version}: {o.reason}. "
+                    f"astpatch: rule {o.rule_id} was not applied to {o.module}{self._installed(o)}: {o.reason}. "
                     f"{o.module} is imported without this fix. Run `astpatch list` to see every rule's "
                     f"state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn the rule off.",
                     strict=self.strict,
                 )
+
+    def _installed(self, o: oc.Outcome) -> str:
+        """` (torch 2.10.0)`: the installed version a problem was met with, for the message."""
+        rule = next((r for r in self.rules if r.id == o.rule_id), None)
+        distribution = rule.gate_distribution if rule is not None else None
+        version = o.version
+        if distribution is None:  # no gate: the top-level package's distribution, if it has one
+            from .distributions import installed_version
+
+            distribution = o.module.split(".")[0]
+            version = installed_version(distribution)
+        return f" ({distribution} {version})" if version else ""
 
     def uninstall(self) -> None:
         global _current

@@ -223,3 +223,13 @@ def test_rule_files_and_bad_rule_files(tmp_path, hook, modules):
     import pickler
 
     assert "ValueError" in pickler.Pickler.dumps.__code__.co_names
+
+
+def test_the_warning_names_the_installed_version(modules, hook):
+    modules("pickler", PICKLER_SOURCE)
+    dist = modules.root / "pickledist-1.4.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.4\n\n")
+    hook(rules=[rule(target="Pickler.gone", gate="pickledist>=1")])
+    with pytest.warns(astpatch.AstpatchWarning, match=r"not applied to pickler \(pickledist 1\.4\): Pickler\.gone is not"):
+        import pickler  # noqa: F401
