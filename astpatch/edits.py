@@ -31,29 +31,43 @@ NO_MATCH = "no-match"
 
 
 class Target:
-    """The function an edit works on."""
+    """The function an edit works on: as a libcst node, and as its exact source text.
 
-    __slots__ = ("node", "qualname", "module")
+    `code` is the function as it stands in the file (after any earlier rule's edit), from its
+    first decorator to its last line, at its original indentation.
+    """
 
-    def __init__(self, node: cst.FunctionDef, qualname: str, module: str) -> None:
+    __slots__ = ("node", "qualname", "module", "code")
+
+    def __init__(self, node: cst.FunctionDef, qualname: str, module: str, code: str = "") -> None:
         self.node = node
         self.qualname = qualname
         self.module = module
+        self.code = code
 
 
 class EditResult:
-    """What an edit made of its target: a value, never an exception."""
+    """What an edit made of its target: a value, never an exception.
 
-    __slots__ = ("status", "node", "reason")
+    An applied edit returns the new function either as a libcst node or, for edits that work
+    on text, as source code (`applied_code`).
+    """
 
-    def __init__(self, status: str, node: cst.FunctionDef | None, reason: str) -> None:
+    __slots__ = ("status", "node", "reason", "code")
+
+    def __init__(self, status: str, node: cst.FunctionDef | None, reason: str, code: str | None = None) -> None:
         self.status = status
         self.node = node
         self.reason = reason
+        self.code = code
 
     @classmethod
     def applied(cls, node: cst.FunctionDef, reason: str = "") -> EditResult:
         return cls(APPLIED, node, reason)
+
+    @classmethod
+    def applied_code(cls, code: str, reason: str = "") -> EditResult:
+        return cls(APPLIED, None, reason, code)
 
     @classmethod
     def already_fixed(cls, reason: str) -> EditResult:

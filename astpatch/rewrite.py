@@ -97,56 +97,86 @@ def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[_Definition]
     return functions, ""
 
 
+class _Function:
+    """A function's source, parsed by libcst at its own indentation.
+
+    An indented function cannot be parsed on its own; under `if 1:` it can, so every line
+    (strings and comments included) is kept exactly.
+    """
+
+    def __init__(self, code: str) -> None:
+        import libcst as cst
+
+        if not code.endswith("\n"):
+            code += "\n"
+        self.header = "if 1:\n" if code[:1].isspace() else ""
+        self.wrapper = cst.parse_module(self.header + code)
+        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[attr-defined]
+        self.node = next(n for n in body if isinstance(n, cst.FunctionDef))
+        self.code = code
+
+    def with_node(self, node: object) -> str:
+        """The function's source with `node` in place of the parsed one."""
+        return self.wrapper.deep_replace(self.node, node).code[len(self.header):]  # type: ignore[arg-type,union-attr]
+
+
+def _gate(rule: Rule, versions: dict[str, str | None]) -> str | None:
+    """Why the rule's gate does not select the installed version, or None when it does."""
+    if rule.gate_distribution is None:
+        return None
+    gate = evaluate(rule.gate_distribution, rule.gate_specifier, versions.get(rule.gate_distribution))
+    return None if gate.selected else gate.reason
+
+
 def _edit_function(lines: list[str], definition: _Definition, qualname: str, module: str, rules: list[Rule],
                    versions: dict[str, str | None]) -> tuple[list[oc.Outcome], list[str] | None]:
-    """Run each rule's edit on one function; return the outcomes and the new lines, if any."""
-    import libcst as cst
+    """Run each rule's edit on one function; return the outcomes and the new lines, if any.
 
-    # An indented function cannot be parsed on its own; under `if 1:` it can, at its own
-    # indentation, so every line (strings and comments included) is kept exactly.
-    snippet = "".join(lines[definition.start - 1 : definition.end])
-    if not snippet.endswith("\n"):
-        snippet += "\n"
-    header = "if 1:\n" if snippet[:1].isspace() else ""
+    The order of decisions: an edit that finds the fixed shape reports `already-fixed` (even
+    outside the gate: the code itself says upstream fixed it); otherwise a gate that does not
+    select the installed version makes the rule `not-applicable`; otherwise the edit's result
+    stands.
+    """
+    original = "".join(lines[definition.start - 1 : definition.end])
     try:
-        wrapper = cst.parse_module(header + snippet)
+        function = _Function(original)
     except Exception as error:  # libcst may not know every syntax the interpreter does
         reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
-        return [_failed(rule, module, versions, reason) for rule in rules], None
-    body = wrapper.body[0].body.body if header else wrapper.body  # type: ignore[attr-defined]
-    function = next(n for n in body if isinstance(n, cst.FunctionDef))
-    original = function
+        return [_not_selected_or(rule, module, versions, oc.FAILED, reason) for rule in rules], None
 
     outcomes = []
     for rule in rules:
-        version = versions.get(rule.gate_distribution) if rule.gate_distribution else None
+        version = _version(rule, versions)
         try:
-            result = rule.edit.apply(Target(function, qualname, module))
+            result = rule.edit.apply(Target(function.node, qualname, module, function.code))
         except Exception as error:  # a broken edit must not break the import
-            outcomes.append(oc.Outcome(rule.id, module, oc.FAILED,
-                                       f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}",
-                                       version=version))
+            reason = f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}"
+            outcomes.append(_not_selected_or(rule, module, versions, oc.FAILED, reason))
             continue
         if result.status == ALREADY_FIXED:
             outcomes.append(oc.Outcome(rule.id, module, oc.ALREADY_FIXED, result.reason, version=version))
             continue
-        if rule.gate_distribution is not None:
-            gate = evaluate(rule.gate_distribution, rule.gate_specifier, version)
-            if not gate.selected:
-                outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, gate.reason, version=version))
+        outside = _gate(rule, versions)
+        if outside is not None:
+            outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=version))
+        elif result.status == APPLIED and (result.node is not None or result.code is not None):
+            try:
+                code = result.code if result.code is not None else function.with_node(result.node)
+                function = _Function(code)
+            except Exception as error:
+                reason = f"the edit {rule.edit.kind} produced code libcst cannot parse: {error}"
+                outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, reason, version=version))
                 continue
-        if result.status == APPLIED and result.node is not None:
-            function = result.node
             outcomes.append(oc.Outcome(rule.id, module, oc.APPLIED, result.reason, version=version))
         else:
             outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, f"the edit does not apply: {result.reason}",
                                        version=version))
 
-    if function is original:
+    code = function.code
+    if code == original or (code == original + "\n" and not original.endswith("\n")):
         return outcomes, None
-    code = wrapper.deep_replace(original, function).code  # type: ignore[union-attr]
-    new_lines = split_lines(code[len(header):])
-    if not lines[definition.end - 1].endswith("\n"):  # the file ended without a newline
+    new_lines = split_lines(code)
+    if not original.endswith("\n"):  # the file ended without a newline
         new_lines[-1] = new_lines[-1].rstrip("\n")
     return outcomes, new_lines
 
@@ -158,7 +188,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     try:
         tree = ast.parse(text, path)
     except SyntaxError as error:
-        return Rewrite([_failed(r, module, versions, f"{path} does not parse: {error}") for r in rules], [], None)
+        reason = f"{path} does not parse: {error}"
+        return Rewrite([_not_selected_or(r, module, versions, oc.FAILED, reason) for r in rules], [], None)
 
     # Group the rules by the function they edit, so rules on one function apply in order.
     groups: dict[int, tuple[_Definition, str, list[Rule]]] = {}
@@ -166,13 +197,11 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     for rule in rules:
         found, reason = find_definitions(tree, rule.target)
         if not found:
-            outcomes_by_rule[rule.id] = [oc.Outcome(rule.id, module, oc.TARGET_MISSING, reason,
-                                                    version=_version(rule, versions))]
+            outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.TARGET_MISSING, reason)]
         elif len(found) > 1:
             where = ", ".join(str(d.start) for d in found)
-            outcomes_by_rule[rule.id] = [_failed(rule, module, versions,
-                                                 f"{rule.target} is defined {len(found)} times (lines {where}); "
-                                                 "the rule does not guess which one runs")]
+            reason = f"{rule.target} is defined {len(found)} times (lines {where}); the rule does not guess which one runs"
+            outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.FAILED, reason)]
         else:
             definition = found[0]
             group = groups.setdefault(definition.start, (definition, rule.target, []))
@@ -184,8 +213,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         overlapping = [d for d in edited if d.start <= definition.end and definition.start <= d.end]
         if overlapping:
             for rule in group_rules:
-                outcomes_by_rule[rule.id] = [_failed(rule, module, versions,
-                                                     f"{qualname} lies inside another edited function")]
+                outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.FAILED,
+                                                              f"{qualname} lies inside another edited function")]
             continue
         outcomes, new_lines = _edit_function(lines, definition, qualname, module, group_rules, versions)
         for o in outcomes:
@@ -250,5 +279,12 @@ def _version(rule: Rule, versions: dict[str, str | None]) -> str | None:
     return versions.get(rule.gate_distribution) if rule.gate_distribution else None
 
 
-def _failed(rule: Rule, module: str, versions: dict[str, str | None], reason: str) -> oc.Outcome:
-    return oc.Outcome(rule.id, module, oc.FAILED, reason, version=_version(rule, versions))
+def _not_selected_or(rule: Rule, module: str, versions: dict[str, str | None], status: str, reason: str) -> oc.Outcome:
+    """`not-applicable` when the gate does not select the installed version, else `status`.
+
+    A rule outside its gate has nothing to say about the code, missing or not.
+    """
+    outside = _gate(rule, versions)
+    if outside is not None:
+        return oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=_version(rule, versions))
+    return oc.Outcome(rule.id, module, status, reason, version=_version(rule, versions))

@@ -214,3 +214,28 @@ def test_tabs_crlf_and_no_final_newline():
     assert result.outcomes[0].status == oc.APPLIED
     text = "".join(patched_lines(split_lines(source), result.spans))
     assert text == source.replace("except TypeError as e", "except (TypeError, ValueError) as e")
+
+
+def test_a_missing_target_outside_the_gate_is_not_applicable():
+    # An old release that never had the function is outside the gate, not a stale rule.
+    (o,) = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(target="Pickler.gone", gate="pickledist>=3")],
+                   {"pickledist": "1.0"}).outcomes
+    assert (o.status, o.reason) == (oc.NOT_APPLICABLE, "pickledist 1.0 is outside the gate pickledist>=3")
+
+
+def test_a_text_edit_result_is_spliced_like_a_node_result():
+    class Text(astpatch.Edit):
+        kind = "text"
+
+        def params(self):
+            return {}
+
+        def apply(self, target):
+            assert target.code.startswith("    def dumps(self, obj):\n")
+            return astpatch.EditResult.applied_code(target.code.replace("Failed to pickle", "Cannot pickle"))
+
+    result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(edit=Text()), rule(id="second")], {})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED, oc.APPLIED]
+    text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
+    assert text == PICKLER_SOURCE.replace("Failed to pickle", "Cannot pickle").replace(
+        "(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
