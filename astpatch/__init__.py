@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .edits import AddExceptTypes, Edit, EditResult, Target
+from .edits import AddExceptTypes, ApplyHunks, Edit, EditResult, Hunk, Target
 from .installation import Installation, applied, install, uninstall
 from .messages import AstpatchError, AstpatchWarning
 from .outcome import Outcome
@@ -20,10 +20,12 @@ from .rule import Rule, RuleError
 
 __all__ = [
     "AddExceptTypes",
+    "ApplyHunks",
     "AstpatchError",
     "AstpatchWarning",
     "Edit",
     "EditResult",
+    "Hunk",
     "Installation",
     "Outcome",
     "Rule",

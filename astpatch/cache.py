@@ -209,3 +209,31 @@ class Cache:
                  "directory, or ASTPATCH_NO_CACHE=1 to silence this.", strict=self.strict)
             return
         trace(f"cached {module}: {final}")
+
+
+def read_entry(path: str) -> tuple[tuple, list[tuple]] | str:
+    """(recorded key, outcomes) of the entry at `path`, or why it cannot be read; for `cache info`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if data[: len(_HEADER)] != _HEADER:
+        return "not an astpatch cache entry of this format"
+    body = data[len(_HEADER) + 4 :]
+    if zlib.crc32(body) != int.from_bytes(data[len(_HEADER) : len(_HEADER) + 4], "little"):
+        return "damaged: checksum does not match"
+    try:
+        key, outcomes, _spans, _code = marshal.loads(body)
+    except Exception as error:
+        return f"damaged: {type(error).__name__}"
+    return key, outcomes
+
+
+def entry_files(directory: str) -> list[str]:
+    """The cache's entry files (and leftover temporary files) in `directory`."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(os.path.join(directory, n) for n in names if n.endswith(".astpatch") or n.endswith(".tmp"))

@@ -51,51 +51,55 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
-        # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
-        from importlib.util import MAGIC_NUMBER, decode_source, source_hash
-
-        session = self._session
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
         source = self.get_data(path)
-        versions = {d: installed_version(d) for d in sorted({r.gate_distribution for r in rules if r.gate_distribution})}
-        key = (
-            __version__,
-            session.libcst_version(),
-            MAGIC_NUMBER,
-            sys.flags.optimize,
-            fullname,
-            path,
-            source_hash(source),
-            tuple(r.fingerprint() for r in rules),
-            tuple(versions.items()),
-        )
-        entry = session.cache.load(fullname, key)
-        code = None
-        if entry is not None:
-            try:
-                code = marshal.loads(entry.code) if entry.code is not None else None
-                outcomes = [oc.Outcome.from_tuple(t, from_cache=True) for t in entry.outcomes]
-            except Exception as error:
-                trace(f"{fullname}: cached entry unusable ({error}); rewriting")
-                entry = None
-        if entry is None:
-            from .rewrite import rewrite  # imports ast; libcst is imported by the edits
-
-            trace(f"{fullname}: rewriting with {', '.join(r.id for r in rules)}")
-            result = rewrite(fullname, path, decode_source(source), rules, versions)
-            code = result.code
-            outcomes = result.outcomes
-            entry = Entry(
-                [o.to_tuple() for o in outcomes],
-                [s.to_tuple() for s in result.spans],
-                marshal.dumps(code) if code is not None else None,
-            )
-            session.cache.store(fullname, key, entry)
-        session.report(outcomes)
+        code, outcomes, spans = build(fullname, path, source, rules, self._session)
+        self._session.report(outcomes)
         if code is not None:
-            _show_patched_source(path, stats, source, entry.spans)
+            _show_patched_source(path, stats, source, spans)
         return code
+
+
+def build(fullname: str, path: str, source: bytes, rules: list, session: Installation) -> tuple[CodeType | None, list[oc.Outcome], list[tuple]]:
+    """The code, outcomes and spans for `rules` on this source: from the cache, or rewritten and cached.
+
+    Shared by the loader and `astpatch cache warm`, so both use the same key.
+    """
+    # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
+    from importlib.util import MAGIC_NUMBER, decode_source, source_hash
+
+    versions = {d: installed_version(d) for d in sorted({r.gate_distribution for r in rules if r.gate_distribution})}
+    key = (
+        __version__,
+        session.libcst_version(),
+        MAGIC_NUMBER,
+        sys.flags.optimize,
+        fullname,
+        path,
+        source_hash(source),
+        tuple(r.fingerprint() for r in rules),
+        tuple(versions.items()),
+    )
+    entry = session.cache.load(fullname, key)
+    if entry is not None:
+        try:
+            code = marshal.loads(entry.code) if entry.code is not None else None
+            return code, [oc.Outcome.from_tuple(t, from_cache=True) for t in entry.outcomes], entry.spans
+        except Exception as error:
+            trace(f"{fullname}: cached entry unusable ({error}); rewriting")
+    from .rewrite import rewrite  # imports ast; libcst is imported by the edits
+
+    trace(f"{fullname}: rewriting with {', '.join(r.id for r in rules)}")
+    result = rewrite(fullname, path, decode_source(source), rules, versions)
+    spans = [s.to_tuple() for s in result.spans]
+    entry = Entry(
+        [o.to_tuple() for o in result.outcomes],
+        spans,
+        marshal.dumps(result.code) if result.code is not None else None,
+    )
+    session.cache.store(fullname, key, entry)
+    return result.code, result.outcomes, spans
 
 
 def _show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple]) -> None:

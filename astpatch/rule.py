@@ -13,7 +13,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def _valid_id(text: object) -> bool:
+def valid_rule_id(text: object) -> bool:
     return isinstance(text, str) and bool(text) and text[0] not in "._-" and set(text) <= _ID_CHARS
 
 
@@ -31,6 +31,20 @@ def _split_gate(gate: str) -> tuple[str, str] | None:
     if not name or not name[0].isalnum() or not name[-1].isalnum():
         return None
     return name, gate[end:].strip()
+
+
+def gate_problem(gate: str) -> str | None:
+    """Why `gate` is not a distribution name and a PEP 440 specifier, or None. Imports packaging."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    split = _split_gate(gate)
+    if split is None:
+        return f"{gate!r} does not start with a distribution name"
+    try:
+        SpecifierSet(split[1])
+    except InvalidSpecifier:
+        return f"{split[1]!r} is not a PEP 440 specifier"
+    return None
 
 
 class RuleError(ValueError):
@@ -64,7 +78,7 @@ class Rule:
         gate: str | None = None,
     ) -> None:
         where = f"rule {id!r}"
-        if not _valid_id(id):
+        if not valid_rule_id(id):
             raise RuleError(f"rule id {id!r} must be lower case letters, digits, '.', '_' and '-'")
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise RuleError(f"{where}: summary must be one non-empty line")

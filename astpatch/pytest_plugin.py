@@ -1,0 +1,95 @@
+"""The pytest plugin: astpatch for a test session, off unless asked for.
+
+    pytest --astpatch                  # install astpatch before the tests (or ini: astpatch = true)
+    pytest --astpatch-still-needed     # also fail the run when a rule is already fixed upstream
+
+The header shows each rule's state, computed from the installed sources without importing
+them; the summary shows what each rule did to the imports of the session. `--astpatch-still-needed`
+is for a project's CI: the day upstream ships the fix, the run fails and says which rule to delete.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("astpatch")
+    group.addoption("--astpatch", action="store_true", default=False,
+                    help="install astpatch (import-time source patches) for the test session")
+    group.addoption("--astpatch-still-needed", action="store_true", default=False,
+                    help="fail the run when a rule's target is already fixed upstream (implies --astpatch)")
+    parser.addini("astpatch", type="bool", default=False, help="install astpatch for the test session")
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("astpatch") or config.getoption("astpatch_still_needed") or config.getini("astpatch"))
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # Called for plugins from entry points before the conftest files (and so the test modules)
+    # are imported: the finder is in place before anything imports a target.
+    if not _enabled(early_config):
+        return
+    import astpatch
+
+    early_config._astpatch_installation = astpatch.install()  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    installation = getattr(config, "_astpatch_installation", None)
+    if installation is not None:
+        installation.uninstall()
+
+
+def _states(config: pytest.Config) -> list:
+    cached = getattr(config, "_astpatch_states", None)
+    if cached is None:
+        from .cli import load_rules
+        from .report import evaluate
+        from .sources import Installed
+
+        cached = [(rule, state, o) for m in evaluate(load_rules([]), Installed()) for rule, state, o in m.states]
+        config._astpatch_states = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if not _enabled(config):
+        return None
+    from .report import DESCRIPTIONS
+
+    lines = [f"astpatch: {len(_states(config))} rules"]
+    lines += [f"  {rule.id}: {DESCRIPTIONS[state]}" for rule, state, _ in _states(config)]
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    if not _enabled(config):
+        return
+    import astpatch
+    from .report import ALREADY_FIXED
+
+    terminalreporter.section("astpatch")
+    outcomes = astpatch.applied()
+    for o in outcomes:
+        terminalreporter.write_line(f"{o.rule_id} on {o.module}: {o.status}{' (cached)' if o.from_cache else ''}")
+    if not outcomes:
+        terminalreporter.write_line("no rule met an import in this session")
+    if config.getoption("astpatch_still_needed"):
+        for rule, state, o in _states(config):
+            if state == ALREADY_FIXED:
+                terminalreporter.write_line(
+                    f"rule {rule.id} is no longer needed: {o.reason}. Delete it ({rule.origin}).", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if not config.getoption("astpatch_still_needed"):
+        return
+    from .report import ALREADY_FIXED
+
+    if any(state == ALREADY_FIXED for _, state, _ in _states(config)) and session.exitstatus == 0:
+        session.exitstatus = 1
