@@ -31,7 +31,10 @@ def _enabled(config: pytest.Config) -> bool:
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     # Called for plugins from entry points before the conftest files (and so the test modules)
     # are imported: the finder is in place before anything imports a target.
-    if not _enabled(early_config):
+    # The command line is only partly parsed here: read the options from the early namespace.
+    early = early_config.known_args_namespace
+    if not (getattr(early, "astpatch", False) or getattr(early, "astpatch_still_needed", False)
+            or early_config.getini("astpatch")):
         return
     import astpatch
 

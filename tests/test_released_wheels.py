@@ -68,3 +68,21 @@ def test_the_patched_2_10_clause_is_the_one_2_11_shipped():
     assert changed == [("        except (TypeError, AttributeError, pickle.PicklingError) as e:\n", FIXED_CLAUSE)]
     fixed_source, _ = wheel("2.11.0")
     assert FIXED_CLAUSE in split_lines(fixed_source)
+
+
+def test_astpatch_check_matrix_against_the_wheels():
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    directory = Path(os.environ["ASTPATCH_TEST_WHEELS"])
+    wheels = [str(sorted(directory.glob(f"torch-{v}[-+]*.whl"))[0]) for v in ("2.9.1", "2.10.0", "2.11.0", "2.13.0")]
+    args = [arg for wheel in wheels for arg in ("--against", wheel)]
+    result = subprocess.run([sys.executable, "-m", "astpatch", "check", "--rule", "torch-fxgraph-cache-key-valueerror",
+                             *args], capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    header, row = result.stdout.splitlines()[:2]
+    assert header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0+cpu"] \
+        or header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0"]
+    assert row.split() == ["torch-fxgraph-cache-key-valueerror", "outside-gate", "applies", "already-fixed", "already-fixed"]
