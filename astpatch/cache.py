@@ -197,7 +197,11 @@ class Cache:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
-            os.replace(temporary, final)
+            try:
+                os.replace(temporary, final)
+            except IsADirectoryError:
+                os.rmdir(final)  # an empty directory in the entry's place: replace it
+                os.replace(temporary, final)
         except OSError as error:
             try:
                 os.unlink(temporary)

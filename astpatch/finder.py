@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from .installation import Installation
 
 
+def _transforms_source(loader: object) -> bool:
+    """A SourceFileLoader subclass that changes only how source becomes code (typeguard's does).
+
+    Such a loader can compile astpatch's patched source instead of the file's, so both hooks
+    apply. A loader that overrides more than that is left alone.
+    """
+    if not isinstance(loader, SourceFileLoader):
+        return False
+    kind = type(loader)
+    return kind.get_code is SourceFileLoader.get_code and kind.source_to_code is not SourceFileLoader.source_to_code
+
+
 class PatchingFinder:
     def __init__(self, installation: Installation) -> None:
         self._installation = installation
@@ -44,6 +56,9 @@ class PatchingFinder:
             return None
         if type(spec.loader) is SourceFileLoader and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._installation)
+            return spec
+        if _transforms_source(spec.loader) and spec.origin:
+            spec.loader = PatchingLoader(fullname, spec.origin, self._installation, inner=spec.loader)
             return spec
         loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
         self._installation.report([

@@ -63,6 +63,9 @@ class Installation:
         for o in outcomes:
             source = "cache" if o.from_cache else "rewrite"
             trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}")
+            if o.status == oc.NOT_APPLICABLE and o.version is None and self._gate_names_missing(o):
+                warn(f"astpatch: rule {o.rule_id} is not applied to {o.module}: {o.reason}. Check the "
+                     "distribution name in the rule's gate.", strict=False)
             if o.status in oc.PROBLEMS:
                 warn(
                     f"astpatch: rule {o.rule_id} was not applied to {o.module}{self._installed(o)}: {o.reason}. "
@@ -70,6 +73,11 @@ class Installation:
                     f"state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn the rule off.",
                     strict=self.strict,
                 )
+
+    def _gate_names_missing(self, o: oc.Outcome) -> bool:
+        """The rule's gate names a distribution that is not installed (a typo, often)."""
+        rule = next((r for r in self.rules if r.id == o.rule_id), None)
+        return rule is not None and rule.gate_distribution is not None and o.version is None
 
     def _installed(self, o: oc.Outcome) -> str:
         """` (torch 2.10.0)`: the installed version a problem was met with, for the message."""
@@ -146,10 +154,10 @@ def install(
         _current = installation
         trace(f"install(): {len(active_rules)} rules for {sorted(installation.targets)}, cache {installation.cache.directory}")
         for module in sorted(installation.targets & sys.modules.keys()):
-            ids = ", ".join(r.id for r in installation.rules_for(module))
-            report(f"astpatch: {module} was imported before astpatch.install(), so {ids} "
-                   f"cannot rewrite it. Call astpatch.install() before anything imports {module} "
-                   "(or run the program with `astpatch run`).")
+            # Imported too early to be rewritten: patch its live functions if that is sound.
+            from .live import patch_imported_module
+
+            installation.report(patch_imported_module(installation, module, sys.modules[module]))
         return installation
 
 

@@ -29,9 +29,12 @@ if TYPE_CHECKING:
 class PatchingLoader(SourceFileLoader):
     """Loads one target module, applying the rules that target it."""
 
-    def __init__(self, fullname: str, path: str, session: Installation) -> None:
+    def __init__(self, fullname: str, path: str, session: Installation, inner: SourceFileLoader | None = None) -> None:
         super().__init__(fullname, path)
         self._session = session
+        # Another import hook's loader for this module (a SourceFileLoader subclass that
+        # transforms source, like typeguard's): it compiles our patched source, so both apply.
+        self._inner = inner
 
     def get_code(self, fullname: str) -> CodeType | None:  # type: ignore[override]
         rules = self._session.rules_for(fullname)
@@ -56,8 +59,14 @@ class PatchingLoader(SourceFileLoader):
         source = self.get_data(path)
         code, outcomes, spans = build(fullname, path, source, rules, self._session)
         self._session.report(outcomes)
-        if code is not None:
-            _show_patched_source(path, stats, source, spans)
+        if code is None:
+            return None
+        show_patched_source(path, stats, source, spans)
+        if self._inner is not None:
+            from importlib.util import decode_source
+
+            patched = "".join(patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans]))
+            return self._inner.source_to_code(patched, path)  # type: ignore[no-any-return]
         return code
 
 
@@ -102,7 +111,7 @@ def build(fullname: str, path: str, source: bytes, rules: list, session: Install
     return result.code, result.outcomes, spans
 
 
-def _show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple]) -> None:
+def show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple]) -> None:
     """Make tracebacks and `inspect.getsource` show the text that runs.
 
     The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it

@@ -201,12 +201,44 @@ def test_zip_imports_are_left_alone_with_a_warning_naming_the_rule(tmp_path, hoo
         sys.modules.pop("pickler", None)
 
 
-def test_a_target_imported_before_install_is_reported(modules, hook):
+def test_a_target_imported_before_install_gets_the_patched_code_object(modules, hook):
     modules("pickler", PICKLER_SOURCE)
-    import pickler  # noqa: F401
+    import pickler
 
-    with pytest.warns(astpatch.AstpatchWarning, match="pickler was imported before astpatch.install()"):
-        hook(rules=[rule()])
+    function = pickler.Pickler.dumps
+    held = pickler.Pickler().dumps  # a bound method taken before install() sees the fix too
+    hook(rules=[rule()])
+    assert pickler.Pickler.dumps is function  # the same function object, no wrapper
+    assert "ValueError" in function.__code__.co_names
+    with pytest.raises(pickler.Bypass):
+        held(Unpicklable(ValueError("late")))
+    (o,) = astpatch.applied()
+    assert o.status == oc.APPLIED
+    assert o.reason.endswith("; applied to the live function because pickler was imported before astpatch.install()")
+    assert "ValueError" in inspect.getsource(function)
+
+
+def test_a_live_function_whose_closure_would_change_is_left_with_a_warning(modules, hook):
+    class UsesSuper(astpatch.Edit):
+        kind = "uses-super"
+
+        def params(self):
+            return {}
+
+        def apply(self, target):
+            return astpatch.EditResult.applied_code(target.code.replace("return pickle.dumps(obj)",
+                                                                        "return super().__repr__() and pickle.dumps(obj)"))
+
+    modules("pickler", PICKLER_SOURCE)
+    import pickler
+
+    before = pickler.Pickler.dumps.__code__
+    with pytest.warns(astpatch.AstpatchWarning) as caught:
+        hook(rules=[rule(edit=UsesSuper())])
+    assert pickler.Pickler.dumps.__code__ is before
+    (message,) = [str(w.message) for w in caught]
+    assert "pickler was imported before astpatch.install(), and the patched Pickler.dumps needs other closure " \
+           "variables than the live one. Call astpatch.install() before anything imports pickler" in message
 
 
 def test_rule_files_and_bad_rule_files(tmp_path, hook, modules):

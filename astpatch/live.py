@@ -1,0 +1,91 @@
+"""Rules for a module that was imported before `install()`.
+
+Its code already ran, so it cannot be rewritten at import. What can still be done without a
+wrapper: give the live function the patched code object (`function.__code__ = new`). Every
+reference to the function, including `from module import function` elsewhere, then runs the
+fix. That is only sound when the new code has the same free variables as the old (the
+function's closure cells are kept); otherwise astpatch says the module was imported too early
+and how to fix the order.
+"""
+
+from __future__ import annotations
+
+import types
+
+from . import outcome as oc
+from .loader import build, show_patched_source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .installation import Installation
+
+
+def _function(module: types.ModuleType, qualname: str) -> types.FunctionType | None:
+    obj: object = module
+    for part in qualname.split("."):
+        namespace = getattr(obj, "__dict__", None)
+        if namespace is None or part not in namespace:
+            return None
+        obj = namespace[part]
+    obj = getattr(obj, "__func__", obj)  # staticmethod, classmethod
+    return obj if isinstance(obj, types.FunctionType) else None
+
+
+def _code_objects(code: types.CodeType):  # type: ignore[no-untyped-def]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield const
+            yield from _code_objects(const)
+
+
+def _patched_code_for(module_code: types.CodeType, old: types.CodeType) -> types.CodeType | None:
+    """The code object in the patched module that replaces `old` (same name, line and qualname)."""
+    for code in _code_objects(module_code):
+        if code.co_name == old.co_name and code.co_firstlineno == old.co_firstlineno and \
+                getattr(code, "co_qualname", None) == getattr(old, "co_qualname", None):
+            return code
+    return None
+
+
+def patch_imported_module(installation: Installation, name: str, module: types.ModuleType) -> list[oc.Outcome]:
+    """Apply the rules on `name` to the live functions of `module`; the outcomes say how."""
+    rules = installation.rules_for(name)
+    late = f"{name} was imported before astpatch.install()"
+    how_to_fix = f"Call astpatch.install() before anything imports {name}, or run the program with `astpatch run`"
+    spec = getattr(module, "__spec__", None)
+    path = getattr(spec, "origin", None)
+    if not path or not path.endswith(".py"):
+        return [oc.Outcome(r.id, name, oc.FAILED, f"{late} and is not a plain source file. {how_to_fix}") for r in rules]
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as error:
+        return [oc.Outcome(r.id, name, oc.FAILED, f"{late} and its source cannot be read ({error}). {how_to_fix}")
+                for r in rules]
+    code, outcomes, spans = build(name, path, source, rules, installation)
+    if code is None:
+        return outcomes
+    result = []
+    for rule, o in zip(rules, outcomes):
+        if o.status != oc.APPLIED:
+            result.append(o)
+            continue
+        function = _function(module, rule.target)
+        new = _patched_code_for(code, function.__code__) if function is not None else None
+        if function is None or new is None:
+            reason = f"{late}, and its live {rule.target} is not the function in its source. {how_to_fix}"
+        elif new.co_freevars != function.__code__.co_freevars:
+            reason = f"{late}, and the patched {rule.target} needs other closure variables than the live one. {how_to_fix}"
+        else:
+            function.__code__ = new
+            result.append(oc.Outcome(o.rule_id, name, oc.APPLIED,
+                                     f"{o.reason}; applied to the live function because {late}",
+                                     o.from_cache, o.version))
+            continue
+        result.append(oc.Outcome(o.rule_id, name, oc.FAILED, reason, o.from_cache, o.version))
+    if any(o.status == oc.APPLIED for o in result):
+        import os
+
+        st = os.stat(path)
+        show_patched_source(path, {"size": st.st_size, "mtime": st.st_mtime}, source, spans)
+    return result
