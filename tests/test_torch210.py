@@ -104,3 +104,15 @@ def test_astpatch_diff_shows_exactly_upstreams_fix():
         "+        except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:",
     ]
     assert lines[2] == "@@ -624,7 +624,7 @@"
+
+
+def test_torch_imported_before_install_gets_the_fix_on_the_live_function(tmp_path):
+    from torch_probes import LATE
+
+    report = run(LATE, str(tmp_path / "cache"))
+    assert report["same_function"] is True
+    assert report["raised"] == ["BypassFxGraphCache", "ValueError"]
+    (outcome,) = report["outcomes"]
+    assert outcome["outcome"] == "applied"
+    assert outcome["reason"].endswith("applied to the live function because torch._inductor.codecache was "
+                                      "imported before astpatch.install()")

@@ -62,4 +62,4 @@ def test_astpatch_list_says_already_fixed():
                             env=clean_env())
     rows = json.loads(check(result))
     (row,) = [r for r in rows if r["id"] == RULE_ID]
-    assert row["outcome"] == "already-fixed"
+    assert row["state"] == "already-fixed"

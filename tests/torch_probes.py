@@ -138,3 +138,26 @@ print(json.dumps({
     "libcst_imported": "libcst" in sys.modules,
 }))
 """
+
+# torch imported first, astpatch installed afterwards: the live function gets the patched code.
+LATE = r"""
+import json, sys
+import torch
+from torch._inductor.codecache import BypassFxGraphCache, FxGraphCachePickler
+dumps_before = FxGraphCachePickler.dumps
+import astpatch
+astpatch.install(cache_dir=sys.argv[1])
+pickler = FxGraphCachePickler(torch.fx.symbolic_trace(torch.nn.Identity()))
+cycle = []
+cycle.append(cycle)
+try:
+    pickler.dumps(cycle)
+    raised = None
+except Exception as error:
+    raised = [type(error).__name__, type(error.__cause__).__name__]
+print(json.dumps({
+    "same_function": FxGraphCachePickler.dumps is dumps_before,
+    "raised": raised,
+    "outcomes": [o.as_dict() for o in astpatch.applied()],
+}))
+"""
