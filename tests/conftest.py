@@ -146,3 +146,41 @@ def pytest_report_header(config):
     from astpatch.rulefiles import builtin_rules_dir
 
     return [f"astpatch {astpatch.__version__} from {Path(astpatch.__file__).parent}, rules from {builtin_rules_dir()}"]
+
+
+# The fault matrix (README, "Hardening"): each test_faults_*.py case with its result, written
+# to the file ASTPATCH_FAULT_MATRIX names, by the test run itself.
+_fault_results: dict[str, tuple[str, str, str]] = {}
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::")[0].rsplit("/", 1)[-1]
+    if not module.startswith("test_faults_"):
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        previous = _fault_results.get(report.nodeid)
+        if previous is None or report.outcome != "passed":
+            concern = module[len("test_faults_"):-3].replace("_", " ")
+            _fault_results[report.nodeid] = (concern, report.nodeid.split("::")[1], report.outcome)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        doc = (getattr(item.function, "__doc__", None) or "").strip().splitlines()
+        item.user_properties.append(("case", doc[0] if doc else item.name))
+        _fault_cases[item.nodeid] = doc[0] if doc else item.name
+
+
+_fault_cases: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session):
+    target = os.environ.get("ASTPATCH_FAULT_MATRIX")
+    if not target or not _fault_results:
+        return
+    rows = ["| concern | case | result |", "|---|---|---|"]
+    for nodeid, (concern, name, outcome) in _fault_results.items():
+        case = _fault_cases.get(nodeid, name)
+        param = name[name.index("[") :] if "[" in name else ""
+        rows.append(f"| {concern} | {case}{' ' + param if param else ''} | {outcome} |")
+    Path(target).write_text("\n".join(rows) + "\n")

@@ -68,6 +68,8 @@ def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
         return "missing", 0, 0, 0.0
     started = time.monotonic()
     env = dict(os.environ)
+    if name == "engine-3.11":
+        env["ASTPATCH_FAULT_MATRIX"] = str(venvs.VENV_DIR / "fault-matrix.md")
     if name == "wheels":
         env["ASTPATCH_TEST_WHEELS"] = str(venvs.fetch_wheels(RELEASED_TORCH, log=lambda m: print(f"[{name}] {m}", flush=True)))
     venv = venvs.ensure(requirements, python, log=lambda m: print(f"[{name}] {m}", flush=True))
@@ -105,6 +107,10 @@ def main() -> int:
         total_failed += failed
         if status == "missing" and args.require_all_pythons:
             total_failed += 1
+    matrix = venvs.VENV_DIR / "fault-matrix.md"
+    if "engine-3.11" in results and matrix.exists():
+        print(f"\nfault matrix (tests/test_faults_*.py, engine-3.11), also in {matrix}:")
+        print(matrix.read_text())
     ok = total_failed == 0 and all(s in ("ok", "missing") for s, *_ in results.values())
     print(f"total: {total_passed} passed, {total_failed} failed")
     return 0 if ok else 1

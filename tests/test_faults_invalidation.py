@@ -1,0 +1,89 @@
+"""Invalidation: whatever changes, the code that runs is the right one, never a stale one."""
+
+from __future__ import annotations
+
+import os
+
+from conftest import PICKLER_SOURCE, RULE_FILE
+from scenario import PATCHED, UPSTREAM, Scenario
+
+
+def test_a_same_size_edit_in_the_same_second(tmp_path):
+    """The target edited, same size, same mtime: seen by the source hash."""
+    s = Scenario(tmp_path)
+    s.run().assert_patched(from_cache=False)
+    before = s.module.stat()
+    # Upstream's fix lands with the same length: the rule must now report already-fixed.
+    s.module.write_text(PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(ValueError,AttributeError)"))
+    os.utime(s.module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert s.module.stat().st_size == before.st_size
+    run = s.run()
+    assert run["outcomes"] == [["already-fixed", False]]
+    assert run["output"] == PATCHED and run["patched"] is True  # upstream's own code now handles it
+
+
+def test_the_rules_edit_changed(tmp_path):
+    """A rule's edit changes: its fingerprint is in the key."""
+    s = Scenario(tmp_path)
+    s.run().assert_patched(from_cache=False)
+    s.rule.write_text(RULE_FILE.replace('add=("ValueError",)', 'add=("KeyError",)'))
+    run = s.run()
+    assert run["outcomes"] == [["applied", False]] and run["patched"] is False and run["output"] == UPSTREAM
+
+
+def test_the_rules_gate_changed(tmp_path):
+    """A rule's gate changes to exclude the installed version."""
+    s = Scenario(tmp_path)
+    dist = s.site / "pickledist-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0\n\n")
+    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream='))
+    s.run().assert_patched(from_cache=False)
+    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=2",\n    upstream='))
+    run = s.run()
+    assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
+
+
+def test_the_installed_distribution_changed(tmp_path):
+    """The gated distribution's version changes with the source left alone."""
+    s = Scenario(tmp_path)
+    dist = s.site / "pickledist-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0\n\n")
+    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist<2",\n    upstream='))
+    s.run().assert_patched(from_cache=False)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 2.0\n\n")
+    run = s.run()
+    assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
+
+
+def test_astpatch_upgraded(tmp_path):
+    """A new astpatch version: its version is in the key."""
+    s = Scenario(tmp_path)
+    s.run().assert_patched(from_cache=False)
+    s.run(before="import astpatch.loader; astpatch.loader.__version__ = '99.0'").assert_patched(from_cache=False)
+    s.run().assert_patched(from_cache=True)
+    assert len(s.entries()) == 2
+
+
+def test_optimised_then_normal(tmp_path):
+    """`python -O` then a normal run: the optimisation level is in the key."""
+    s = Scenario(tmp_path)
+    s.run("-O").assert_patched(from_cache=False)
+    s.run().assert_patched(from_cache=False)
+    s.run("-O").assert_patched(from_cache=True)
+    s.run().assert_patched(from_cache=True)
+
+
+def test_two_rule_sets_alternating_on_one_cache(tmp_path):
+    """Two programs with different rules share a cache, alternately."""
+    s = Scenario(tmp_path)
+    other = tmp_path / "other_rule.py"
+    other.write_text(RULE_FILE.replace("pickler-valueerror", "pickler-keyerror").replace('"ValueError"', '"KeyError"'))
+    with_other = f"rules=[{str(other)!r}], cache_dir={str(s.cache)!r}"
+    for round_ in range(2):
+        s.run().assert_patched(from_cache=round_ == 1)
+        run = s.run(install_args=with_other)
+        assert run["patched"] is False and run["output"] == UPSTREAM
+        assert run["outcomes"] == [["applied", round_ == 1]]
+    assert len(s.entries()) == 2
