@@ -304,7 +304,10 @@ def _warm(args: argparse.Namespace) -> int:
             continue
         with open(path, "rb") as f:
             source = f.read()
-        _code, outcomes, _spans = build(module, path, source, installation.rules_for(module), installation)
+        from importlib.machinery import SourceFileLoader
+
+        _code, outcomes, _spans = build(module, path, source, installation.rules_for(module), installation,
+                                        upstream=lambda: SourceFileLoader(module, path).get_code(module))
         for o in outcomes:
             print(f"{module}: {o.rule_id}: {o.status}{' (already cached)' if o.from_cache else ''}")
             problems += o.status in ("target-missing", "failed")

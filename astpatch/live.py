@@ -62,7 +62,10 @@ def patch_imported_module(installation: Installation, name: str, module: types.M
     except OSError as error:
         return [oc.Outcome(r.id, name, oc.FAILED, f"{late} and its source cannot be read ({error}). {how_to_fix}")
                 for r in rules]
-    code, outcomes, spans = build(name, path, source, rules, installation)
+    from importlib.machinery import SourceFileLoader
+
+    code, outcomes, spans = build(name, path, source, rules, installation,
+                                  upstream=lambda: SourceFileLoader(name, path).get_code(name))
     if code is None:
         return outcomes
     result = []

@@ -8,8 +8,10 @@ to astpatch's own cache, so a process without astpatch still runs upstream's cod
 
 from __future__ import annotations
 
+import gc
 import marshal
 import sys
+import time
 from importlib.machinery import SourceFileLoader
 
 from . import __version__
@@ -22,8 +24,13 @@ from .spans import Span, patched_lines, split_lines
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CodeType
+    from typing import Callable
 
     from .installation import Installation
+
+
+# Seconds spent in the last rewrite's steps, for the benchmark (benchmarks/run.py).
+timings: dict[str, float] = {}
 
 
 class PatchingLoader(SourceFileLoader):
@@ -57,7 +64,8 @@ class PatchingLoader(SourceFileLoader):
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
         source = self.get_data(path)
-        code, outcomes, spans = build(fullname, path, source, rules, self._session)
+        code, outcomes, spans = build(fullname, path, source, rules, self._session,
+                                      upstream=lambda: SourceFileLoader.get_code(self, fullname))
         self._session.report(outcomes)
         if code is None:
             return None
@@ -70,10 +78,13 @@ class PatchingLoader(SourceFileLoader):
         return code
 
 
-def build(fullname: str, path: str, source: bytes, rules: list, session: Installation) -> tuple[CodeType | None, list[oc.Outcome], list[tuple]]:
+def build(fullname: str, path: str, source: bytes, rules: list, session: Installation,
+          upstream: Callable[[], CodeType | None] | None = None) -> tuple[CodeType | None, list[oc.Outcome], list[tuple]]:
     """The code, outcomes and spans for `rules` on this source: from the cache, or rewritten and cached.
 
-    Shared by the loader and `astpatch cache warm`, so both use the same key.
+    Shared by the loader, `astpatch cache warm` and the live patching of modules imported too
+    early, so all use the same key. `upstream()` gives the module's own code (its normal
+    `.pyc`), which lets the rewrite skip parsing and compiling the whole module.
     """
     # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
     from importlib.util import MAGIC_NUMBER, decode_source, source_hash
@@ -100,14 +111,28 @@ def build(fullname: str, path: str, source: bytes, rules: list, session: Install
     from .rewrite import rewrite  # imports ast; libcst is imported by the edits
 
     trace(f"{fullname}: rewriting with {', '.join(r.id for r in rules)}")
-    result = rewrite(fullname, path, decode_source(source), rules, versions)
+    # A rewrite allocates many small objects; in a process that already holds a large heap (torch)
+    # that triggers full collections costing far more than the rewrite itself.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        upstream_code = upstream() if upstream is not None else None
+        timings["upstream code"] = time.perf_counter() - started
+        result = rewrite(fullname, path, decode_source(source), rules, versions, upstream=upstream_code)
+        timings["rewrite"] = time.perf_counter() - started - timings["upstream code"]
+    finally:
+        if collecting:
+            gc.enable()
     spans = [s.to_tuple() for s in result.spans]
     entry = Entry(
         [o.to_tuple() for o in result.outcomes],
         spans,
         marshal.dumps(result.code) if result.code is not None else None,
     )
+    started = time.perf_counter()
     session.cache.store(fullname, key, entry)
+    timings["cache write"] = time.perf_counter() - started
     return result.code, result.outcomes, spans
 
 

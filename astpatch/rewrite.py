@@ -17,6 +17,7 @@ Nothing here touches the import system, the cache or warnings: it returns values
 from __future__ import annotations
 
 import ast
+import sys
 import types
 
 from . import outcome as oc
@@ -44,15 +45,29 @@ class Rewrite:
 
 
 class _Definition:
-    """Where a target function is, as `ast` sees it."""
+    """Where a target function is: its line span, and the scopes down to it.
 
-    __slots__ = ("path", "start", "end")
+    `scopes` lists (name, first line, is a class) for each enclosing class or function and
+    then for the function itself, as the compiler numbers them (a decorated definition starts
+    at its first decorator).
+    """
 
-    def __init__(self, path: list[ast.AST]) -> None:
-        self.path = path  # enclosing classes/functions, then the function itself
-        node = path[-1]
-        self.start = first_line(node)
-        self.end = node.end_lineno  # type: ignore[attr-defined]
+    __slots__ = ("scopes", "start", "end")
+
+    def __init__(self, scopes: list[tuple[str, int, bool]], start: int, end: int) -> None:
+        self.scopes = scopes
+        self.start = start
+        self.end = end
+
+    @classmethod
+    def from_nodes(cls, path: list[ast.AST]) -> _Definition:
+        scopes = [(n.name, first_line(n), isinstance(n, ast.ClassDef)) for n in path]  # type: ignore[attr-defined]
+        return cls(scopes, first_line(path[-1]), path[-1].end_lineno)  # type: ignore[attr-defined]
+
+    @property
+    def in_classes_only(self) -> bool:
+        """Whether every enclosing scope is a class: then the function compiles on its own."""
+        return all(is_class for _, _, is_class in self.scopes[:-1])
 
 
 def first_line(node: ast.AST) -> int:
@@ -91,7 +106,7 @@ def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[_Definition]
             where = ".".join(parts[:depth]) or "the module"
             return [], f"{'.'.join(parts[: depth + 1])} is not defined in {where}"
         scopes, bodies = next_scopes, next_bodies
-    functions = [_Definition(path) for path in scopes if isinstance(path[-1], _FUNCTIONS)]
+    functions = [_Definition.from_nodes(path) for path in scopes if isinstance(path[-1], _FUNCTIONS)]
     if not functions:
         return [], f"{qualname} is a class, not a function"
     return functions, ""
@@ -129,7 +144,7 @@ def _gate(rule: Rule, versions: dict[str, str | None]) -> str | None:
 
 
 def _edit_function(lines: list[str], definition: _Definition, qualname: str, module: str, rules: list[Rule],
-                   versions: dict[str, str | None]) -> tuple[list[oc.Outcome], list[str] | None]:
+                   versions: dict[str, str | None], strict_span: bool = False) -> tuple[list[oc.Outcome], list[str] | None]:
     """Run each rule's edit on one function; return the outcomes and the new lines, if any.
 
     The order of decisions: an edit that finds the fixed shape reports `already-fixed` (even
@@ -141,6 +156,8 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
     try:
         function = _Function(original)
     except Exception as error:  # libcst may not know every syntax the interpreter does
+        if strict_span:
+            raise _Unlocatable(qualname) from error
         reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
         return [_not_selected_or(rule, module, versions, oc.FAILED, reason) for rule in rules], None
 
@@ -181,21 +198,41 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
     return outcomes, new_lines
 
 
+class _Unlocatable(Exception):
+    """The code-object locator's span does not parse: use the exact, slower `ast` path."""
+
+
 def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict[str, str | None],
-            optimize: int = -1) -> Rewrite:
-    """Apply `rules` (all targeting `module`) to the decoded source `text` of file `path`."""
+            optimize: int = -1, upstream: types.CodeType | None = None) -> Rewrite:
+    """Apply `rules` (all targeting `module`) to the decoded source `text` of file `path`.
+
+    `upstream` is the module's own compiled code (from its normal `.pyc`), when the caller has
+    it: the targets are then located from its code objects instead of parsing the module, and
+    only the edited functions are compiled. Where that cannot be done exactly, the module is
+    parsed with `ast` and compiled whole.
+    """
     lines = split_lines(text)
+    if upstream is not None and sys.version_info >= (3, 11):
+        located = [locate_in_code(upstream, rule.target, lines) for rule in rules]
+        if all(d is not None for d in located):
+            try:
+                return _rewrite(module, path, lines, rules, versions, optimize, located, upstream)  # type: ignore[arg-type]
+            except _Unlocatable:
+                pass
     try:
         tree = ast.parse(text, path)
     except SyntaxError as error:
         reason = f"{path} does not parse: {error}"
         return Rewrite([_not_selected_or(r, module, versions, oc.FAILED, reason) for r in rules], [], None)
+    return _rewrite(module, path, lines, rules, versions, optimize, [find_definitions(tree, r.target) for r in rules], None)
 
+
+def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versions: dict[str, str | None],
+             optimize: int, located: list[tuple[list[_Definition], str]], upstream: types.CodeType | None) -> Rewrite:
     # Group the rules by the function they edit, so rules on one function apply in order.
     groups: dict[int, tuple[_Definition, str, list[Rule]]] = {}
     outcomes_by_rule: dict[str, list[oc.Outcome]] = {}
-    for rule in rules:
-        found, reason = find_definitions(tree, rule.target)
+    for rule, (found, reason) in zip(rules, located):
         if not found:
             outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.TARGET_MISSING, reason)]
         elif len(found) > 1:
@@ -216,7 +253,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
                 outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.FAILED,
                                                               f"{qualname} lies inside another edited function")]
             continue
-        outcomes, new_lines = _edit_function(lines, definition, qualname, module, group_rules, versions)
+        outcomes, new_lines = _edit_function(lines, definition, qualname, module, group_rules, versions,
+                                             strict_span=upstream is not None)
         for o in outcomes:
             outcomes_by_rule[o.rule_id] = [o]
         if new_lines is not None:
@@ -227,7 +265,10 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     if not spans:
         return Rewrite(outcomes, [], None)
     try:
-        code = compile_patched(path, lines, spans, edited, optimize)
+        if upstream is not None and all(d.in_classes_only for d in edited):
+            code = compile_functions(path, lines, spans, edited, upstream, optimize)
+        else:
+            code = compile_patched(path, lines, spans, edited, optimize)
     except Exception as error:  # e.g. an edit produced invalid code
         failed = [
             oc.Outcome(o.rule_id, o.module, oc.FAILED, f"the patched module does not compile: {error}",
@@ -236,6 +277,118 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         ]
         return Rewrite(failed, [], None)
     return Rewrite(outcomes, spans, code)
+
+
+_NEWLOCALS = 0x0002  # CO_NEWLOCALS: set on function code objects, not on class bodies
+
+
+def locate_in_code(code: types.CodeType, qualname: str, lines: list[str]) -> tuple[list[_Definition], str] | None:
+    """Find function `qualname` from the module's code objects, without parsing the module.
+
+    Returns None whenever the answer would not be exact (a missing or repeated name, a span
+    that cannot be bounded), so the caller falls back to `ast`, which also words the reason.
+    Needs the end positions that code objects carry from Python 3.11.
+    """
+    candidates: list[tuple[types.CodeType, list[tuple[str, int, bool]]]] = [(code, [])]
+    for part in qualname.split("."):
+        candidates = [
+            (const, scopes + [(part, const.co_firstlineno, not const.co_flags & _NEWLOCALS)])
+            for parent, scopes in candidates
+            for const in parent.co_consts
+            if isinstance(const, types.CodeType) and const.co_name == part
+        ]
+        if len(candidates) != 1:
+            return None
+    function, scopes = candidates[0]
+    if scopes[-1][2]:
+        return None  # a class: let the ast path say so
+    start = function.co_firstlineno
+    first = lines[start - 1].lstrip() if start <= len(lines) else ""
+    if not first.startswith(("@", "def ", "async ")):
+        return None
+    end = max(_last_line(function), start)
+    # Lines after the last instruction that are still inside the function (a closing bracket,
+    # comments, the rest of a string): everything indented deeper than the definition.
+    indent = len(lines[start - 1]) - len(first)
+    following = end
+    while following < len(lines):
+        line = lines[following]
+        if not line.strip():
+            following += 1
+            continue
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        following += 1
+        end = following
+    return [_Definition(scopes, start, end)], ""
+
+
+def _last_line(code: types.CodeType) -> int:
+    last = max((end for _, end, _, _ in code.co_positions() if end is not None), default=code.co_firstlineno)  # type: ignore[attr-defined]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            last = max(last, _last_line(const))
+    return last
+
+
+def _future_flags(code: types.CodeType) -> int:
+    import __future__
+
+    return sum(f.compiler_flag for f in (getattr(__future__, n) for n in __future__.all_feature_names)
+               if code.co_flags & f.compiler_flag)
+
+
+_BINDS = ("STORE_NAME", "STORE_GLOBAL")
+_WITHIN_IMPORT = ("IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL", "POP_TOP", "SWAP", "COPY", "CACHE")
+
+
+def _imported_names(module: types.CodeType) -> list[str]:
+    """The names that import statements bind at module level, read from the module's bytecode."""
+    import dis
+
+    names: list[str] = []
+    importing = False
+    for instruction in dis.get_instructions(module):
+        if instruction.opname == "IMPORT_NAME":
+            importing = True
+        elif importing and instruction.opname in _BINDS:
+            if instruction.argval not in names and str(instruction.argval).isidentifier():
+                names.append(instruction.argval)
+        elif instruction.opname not in _WITHIN_IMPORT:
+            importing = False
+    return names
+
+
+def compile_functions(path: str, lines: list[str], spans: list[Span], edited: list[_Definition],
+                      upstream: types.CodeType, optimize: int) -> types.CodeType:
+    """Compile only the edited functions and swap them into the module's upstream code.
+
+    Each function is compiled inside empty classes named like its real ones, at its real line
+    and column, with the module's `__future__` flags, so its code object (qualified name,
+    `__class__` cell, name mangling, positions) is the one a full compile would produce.
+    """
+    flags = _future_flags(upstream)
+    # The compiler treats `module.attr(...)` differently when `module` is bound by an import at
+    # module level (no method lookup), so the wrapper binds the same names by import.
+    imported = _imported_names(upstream)
+    imports = f"import {', '.join(imported)}\n" if imported else ""
+    code = upstream
+    for span, definition in zip(spans, edited):
+        first = lines[definition.start - 1]
+        indent = first[: len(first) - len(first.lstrip())]
+        classes = definition.scopes[:-1]
+        padding = definition.start - 1 - len(classes) - (1 if imports else 0)
+        if len(indent) < len(classes) or padding < 0:
+            return compile_patched(path, lines, spans, edited, optimize)
+        header = "".join(f"{indent[:i]}class {name}:\n" for i, (name, _, _) in enumerate(classes))
+        text = imports + "\n" * padding + header + "".join(span.lines)
+        if not text.endswith("\n"):
+            text += "\n"
+        wrapper = compile(text, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
+        for name, _, _ in definition.scopes:
+            wrapper = next(c for c in wrapper.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+        code = _replace_code(code, [(name, line) for name, line, _ in definition.scopes], wrapper)
+    return code
 
 
 def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list[_Definition],
@@ -247,7 +400,7 @@ def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list
     # Some edit changed a function's line count: keep the original line numbers everywhere else.
     original = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
     for definition in edited:
-        original_path = [(node.name, first_line(node)) for node in definition.path]  # type: ignore[attr-defined]
+        original_path = [(name, line) for name, line, _ in definition.scopes]
         patched_path = [(name, line + _shift_before(spans, line)) for name, line in original_path]
         original = _replace_code(original, original_path, _find_code(patched, patched_path))
     return original

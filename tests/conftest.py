@@ -184,3 +184,24 @@ def pytest_sessionfinish(session):
         param = name[name.index("[") :] if "[" in name else ""
         rows.append(f"| {concern} | {case}{' ' + param if param else ''} | {outcome} |")
     Path(target).write_text("\n".join(rows) + "\n")
+
+
+def code_fields(code):
+    """Everything that makes a code object what it is, nested code objects included.
+
+    marshal output cannot be compared (it records object sharing, which differs between two
+    equal compiles), so tests compare these fields.
+    """
+    import types
+
+    fields = {}
+    for name in dir(code):
+        if name.startswith("co_") and name not in ("co_lnotab",):
+            value = getattr(code, name)
+            if callable(value):  # co_lines(), co_positions(): compared below
+                continue
+            if name == "co_consts":
+                value = tuple(code_fields(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c)) for c in value)
+            fields[name] = value
+    fields["positions"] = list(code.co_positions()) if hasattr(code, "co_positions") else list(code.co_lines())
+    return fields

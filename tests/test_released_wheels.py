@@ -86,3 +86,18 @@ def test_astpatch_check_matrix_against_the_wheels():
     assert header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0+cpu"] \
         or header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0"]
     assert row.split() == ["torch-fxgraph-cache-key-valueerror", "outside-gate", "applies", "already-fixed", "already-fixed"]
+
+
+def test_the_fast_path_equals_a_full_rewrite_on_torch_2_10():
+    """From the upstream code objects, compiling only dumps: byte-identical to parsing and compiling it all."""
+    import sys
+
+    from conftest import code_fields
+
+    source, version = wheel("2.10.0")
+    upstream = compile(source, MODULE_PATH, "exec", dont_inherit=True)
+    fast = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": version}, upstream=upstream)
+    slow = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": version})
+    assert [o.status for o in fast.outcomes] == [oc.APPLIED]
+    assert code_fields(fast.code) == code_fields(slow.code)
+    assert sys.version_info >= (3, 11)  # this tier runs on 3.11, where the fast path is taken

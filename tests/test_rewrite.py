@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import marshal
 import textwrap
 import types
 
@@ -11,7 +10,7 @@ from astpatch import outcome as oc
 from astpatch.rewrite import rewrite
 from astpatch.spans import patched_lines, split_lines
 
-from conftest import PICKLER_SOURCE, rule
+from conftest import PICKLER_SOURCE, code_fields, rule
 
 
 def codes(code: types.CodeType):
@@ -40,7 +39,7 @@ def test_applied_changes_only_the_clause():
 def test_compiled_code_equals_a_full_compile_of_the_patched_text():
     result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule()], {})
     text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
-    assert marshal.dumps(result.code) == marshal.dumps(compile(text, "pickler.py", "exec", dont_inherit=True))
+    assert code_fields(result.code) == code_fields(compile(text, "pickler.py", "exec", dont_inherit=True))
 
 
 def test_lines_outside_the_function_keep_their_numbers_when_an_edit_adds_lines():
@@ -239,3 +238,72 @@ def test_a_text_edit_result_is_spliced_like_a_node_result():
     text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
     assert text == PICKLER_SOURCE.replace("Failed to pickle", "Cannot pickle").replace(
         "(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+
+
+FAST_PATH_SOURCE = '''\
+from __future__ import annotations
+
+import pickle
+import os.path as osp
+from json import dumps as json_dumps, loads
+try:
+    import zlib
+except ImportError:
+    zlib = None
+
+
+class Bypass(Exception):
+    pass
+
+
+class Outer:
+    class Pickler(dict):
+        """A nested class, with decorators, super(), private names and annotations."""
+
+        __secret = 1
+
+        @staticmethod
+        def helper(x: int) -> int:
+            return x
+
+        @property
+        def dumps(self, obj: Pickler | None = None) -> bytes:
+            try:
+                super().__init__()
+                osp.join(json_dumps(loads("1")), zlib.compress(b"").hex())
+                return pickle.dumps((obj, self.__secret))
+            except (
+                TypeError,
+                AttributeError,
+            ) as e:
+                raise Bypass(
+                    "Failed to pickle"
+                ) from e
+            # a trailing comment inside the function
+
+        def after(self):
+            return [x for x in range(3)]
+
+
+def module_level():
+    return 44
+'''
+
+
+def test_the_code_object_path_gives_the_same_code_as_parsing_the_module():
+    """Locating from the upstream code objects and compiling only the function: as a full rewrite."""
+    import sys
+
+    if sys.version_info < (3, 11):
+        return  # 3.10 has no end positions in code objects: it always parses (the other tests cover it)
+    r = rule(target="Outer.Pickler.dumps")
+    upstream = compile(FAST_PATH_SOURCE, "m.py", "exec", dont_inherit=True)
+    fast = rewrite("pickler", "m.py", FAST_PATH_SOURCE, [r], {}, upstream=upstream)
+    slow = rewrite("pickler", "m.py", FAST_PATH_SOURCE, [r], {})
+    assert [o.status for o in fast.outcomes] == [oc.APPLIED]
+    # The code-object span also takes the indented comment after the last statement; the text
+    # and the code are the same either way.
+    assert (fast.spans[0].start, fast.spans[0].end, slow.spans[0].start, slow.spans[0].end) == (26, 39, 26, 38)
+    lines = split_lines(FAST_PATH_SOURCE)
+    assert patched_lines(lines, fast.spans) == patched_lines(lines, slow.spans)
+    assert code_fields(fast.code) == code_fields(slow.code)
