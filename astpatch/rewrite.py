@@ -265,10 +265,15 @@ def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versio
     if not spans:
         return Rewrite(outcomes, [], None)
     try:
-        if upstream is not None and all(d.in_classes_only for d in edited):
-            code = compile_functions(path, lines, spans, edited, upstream, optimize)
-        else:
-            code = compile_patched(path, lines, spans, edited, optimize)
+        try:
+            if upstream is not None and all(d.in_classes_only for d in edited):
+                code = compile_functions(path, lines, spans, edited, upstream, optimize)
+            else:
+                code = compile_patched(path, lines, spans, edited, optimize)
+        except _ClosureChanged:
+            # The enclosing code must create other cells for the new function (it now uses
+            # super(), say): compile the whole patched text, so that it does.
+            code = compile("".join(patched_lines(lines, spans)), path, "exec", dont_inherit=True, optimize=optimize)
     except Exception as error:  # e.g. an edit produced invalid code
         failed = [
             oc.Outcome(o.rule_id, o.module, oc.FAILED, f"the patched module does not compile: {error}",
@@ -418,11 +423,19 @@ def _find_code(code: types.CodeType, path: list[tuple[str, int]]) -> types.CodeT
     return code
 
 
+class _ClosureChanged(Exception):
+    """A new function code needs other closure cells than the one it would replace."""
+
+
 def _replace_code(code: types.CodeType, path: list[tuple[str, int]], new: types.CodeType) -> types.CodeType:
     name, line = path[0]
     consts = list(code.co_consts)
     for i, const in enumerate(consts):
         if isinstance(const, types.CodeType) and const.co_name == name and const.co_firstlineno == line:
+            if len(path) == 1 and const.co_freevars != new.co_freevars:
+                # The enclosing code builds the function's closure from the cells the old code
+                # needed; a function given other cells would read the wrong ones (or crash).
+                raise _ClosureChanged(name)
             consts[i] = new if len(path) == 1 else _replace_code(const, path[1:], new)
             return code.replace(co_consts=tuple(consts))
     raise LookupError(f"no code object {name} at line {line}")

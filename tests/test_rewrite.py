@@ -307,3 +307,25 @@ def test_the_code_object_path_gives_the_same_code_as_parsing_the_module():
     lines = split_lines(FAST_PATH_SOURCE)
     assert patched_lines(lines, fast.spans) == patched_lines(lines, slow.spans)
     assert code_fields(fast.code) == code_fields(slow.code)
+
+
+def test_an_edit_that_needs_a_new_closure_cell_compiles_the_whole_module():
+    """An edit that makes the method use super() needs the class body to create __class__."""
+    class UsesSuper(astpatch.Edit):
+        kind = "uses-super"
+
+        def params(self):
+            return {}
+
+        def apply(self, target):
+            return astpatch.EditResult.applied_code(
+                target.code.replace("return pickle.dumps(obj)", "return super().__init__() or pickle.dumps(obj)"))
+
+    upstream = compile(PICKLER_SOURCE, "pickler.py", "exec", dont_inherit=True)
+    for given in (None, upstream):
+        result = rewrite("pickler", "pickler.py", PICKLER_SOURCE, [rule(edit=UsesSuper())], {}, upstream=given)
+        text = "".join(patched_lines(split_lines(PICKLER_SOURCE), result.spans))
+        assert code_fields(result.code) == code_fields(compile(text, "pickler.py", "exec", dont_inherit=True))
+        namespace: dict = {}
+        exec(result.code, namespace)
+        assert namespace["Pickler"]().dumps(1) == __import__("pickle").dumps(1)  # runs, with its __class__ cell
