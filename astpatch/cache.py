@@ -34,8 +34,11 @@ import zlib
 
 from .messages import trace, warn
 
+# An entry: magic and format (9 bytes), a CRC-32 of the rest (4), the length of the metadata
+# (4), the metadata (marshalled key, outcomes, spans), then the marshalled code, or nothing.
+# The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
 _MAGIC = b"astpatch"
-FORMAT = 1
+FORMAT = 2
 _HEADER = _MAGIC + bytes([FORMAT])
 
 
@@ -53,10 +56,36 @@ def default_directory() -> str:
 class Entry:
     __slots__ = ("outcomes", "spans", "code")
 
-    def __init__(self, outcomes: list[tuple], spans: list[tuple], code: bytes | None) -> None:
+    def __init__(self, outcomes: list[tuple], spans: list[tuple], code: bytes | memoryview | None) -> None:
         self.outcomes = outcomes
         self.spans = spans
-        self.code = code
+        self.code = code  # marshalled code, or None: upstream's code runs
+
+
+def _encode(key: tuple, entry: Entry) -> bytes:
+    meta = marshal.dumps((key, entry.outcomes, entry.spans))
+    body = len(meta).to_bytes(4, "little") + meta + (entry.code or b"")
+    return _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
+
+
+def _decode(data: bytes) -> tuple[tuple, Entry] | str:
+    """(recorded key, entry) from an entry file's bytes, or why they are not one."""
+    if not data.startswith(_MAGIC):
+        return "it does not start with astpatch's header"
+    if data[: len(_HEADER)] != _HEADER:
+        return "another format"
+    view = memoryview(data)[len(_HEADER) :]
+    if len(view) < 8 or zlib.crc32(view[4:]) != int.from_bytes(view[:4], "little"):
+        return "its checksum does not match (truncated or altered)"
+    size = int.from_bytes(view[4:8], "little")
+    try:
+        key, outcomes, spans = marshal.loads(view[8 : 8 + size])
+    except Exception as error:  # marshal raises several types on bad input
+        return f"it does not unmarshal ({type(error).__name__})"
+    if not isinstance(key, tuple) or not isinstance(outcomes, list) or not isinstance(spans, list):
+        return "its contents have the wrong shape"
+    code = view[8 + size :]
+    return key, Entry(outcomes, spans, code if len(code) else None)
 
 
 def _key_name(module: str, key: tuple) -> str:
@@ -154,25 +183,18 @@ class Cache:
         except OSError as error:
             trace(f"cache entry {path} unreadable: {error}")
             return None
-        if not data.startswith(_MAGIC):
-            return self._corrupt(path, "it does not start with astpatch's header")
-        if data[: len(_HEADER)] != _HEADER:
+        decoded = _decode(data)
+        if decoded == "another format":
             trace(f"cache entry {path} has another format; replacing it")
             return None
-        body = data[len(_HEADER) + 4 :]
-        if len(data) < len(_HEADER) + 4 or zlib.crc32(body) != int.from_bytes(data[len(_HEADER) : len(_HEADER) + 4], "little"):
-            return self._corrupt(path, "its checksum does not match (truncated or altered)")
-        try:
-            recorded_key, outcomes, spans, code = marshal.loads(body)
-        except Exception as error:  # marshal raises several types on bad input
-            return self._corrupt(path, f"it does not unmarshal ({type(error).__name__})")
+        if isinstance(decoded, str):
+            return self._corrupt(path, decoded)
+        recorded_key, entry = decoded
         if recorded_key != key:
             trace(f"cache entry {path} records another key; replacing it")
             return None
-        if not isinstance(outcomes, list) or not isinstance(spans, list) or not isinstance(code, (bytes, type(None))):
-            return self._corrupt(path, "its contents have the wrong shape")
         trace(f"cache hit for {module}: {path}")
-        return Entry(outcomes, spans, code)
+        return entry
 
     def _corrupt(self, path: str, reason: str) -> None:
         warn(f"astpatch: ignored the cache entry {path} because {reason}; it will be rewritten.",
@@ -186,8 +208,7 @@ class Cache:
         directory = self.directory
         assert directory is not None
         final = os.path.join(directory, _key_name(module, key))
-        body = marshal.dumps((key, entry.outcomes, entry.spans, entry.code))
-        data = _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
+        data = _encode(key, entry)
         temporary = os.path.join(directory, f".{os.path.basename(final)}.{os.getpid()}.{_thread.get_ident()}.tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
@@ -222,16 +243,10 @@ def read_entry(path: str) -> tuple[tuple, list[tuple]] | str:
             data = f.read()
     except OSError as error:
         return f"unreadable: {error.strerror or error}"
-    if data[: len(_HEADER)] != _HEADER:
-        return "not an astpatch cache entry of this format"
-    body = data[len(_HEADER) + 4 :]
-    if zlib.crc32(body) != int.from_bytes(data[len(_HEADER) : len(_HEADER) + 4], "little"):
-        return "damaged: checksum does not match"
-    try:
-        key, outcomes, _spans, _code = marshal.loads(body)
-    except Exception as error:
-        return f"damaged: {type(error).__name__}"
-    return key, outcomes
+    decoded = _decode(data)
+    if isinstance(decoded, str):
+        return f"not usable: {decoded}"
+    return decoded[0], decoded[1].outcomes
 
 
 def entry_files(directory: str) -> list[str]:

@@ -28,21 +28,29 @@ def normalize(name: str) -> str:
     return "".join(out)
 
 
+# Per sys.path entry: its mtime and {normalized distribution name: metadata directory name}.
+_index: dict[str, tuple[int, dict[str, str]]] = {}
+
+
 def _metadata_dir(entry: str, wanted: str) -> str | None:
+    directory = entry or "."
     try:
-        names = os.listdir(entry or ".")
+        mtime = os.stat(directory).st_mtime_ns
     except OSError:
         return None
-    for name in names:
-        if name.endswith(".dist-info"):
-            stem = name[: -len(".dist-info")]
-        elif name.endswith(".egg-info"):
-            stem = name[: -len(".egg-info")]
-        else:
-            continue
-        if normalize(stem.split("-", 1)[0]) == wanted:
-            return os.path.join(entry or ".", name)
-    return None
+    known = _index.get(directory)
+    if known is None or known[0] != mtime:  # new, or something was installed since
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return None
+        found: dict[str, str] = {}
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                found.setdefault(normalize(name.rsplit(".", 1)[0].split("-", 1)[0]), name)
+        known = _index[directory] = (mtime, found)
+    name = known[1].get(wanted)
+    return os.path.join(directory, name) if name else None
 
 
 def _read_version(directory: str) -> str | None:
@@ -59,9 +67,21 @@ def _read_version(directory: str) -> str | None:
     return None
 
 
-def installed_version(distribution: str) -> str | None:
-    """The installed version of `distribution`, or None when it is not installed."""
+def installed_version(distribution: str, near: str | None = None) -> str | None:
+    """The installed version of `distribution`, or None when it is not installed.
+
+    `near` is the file of a module the distribution provides: the `sys.path` entry holding it
+    is searched first, so the version is that of the code actually imported (and, usually, one
+    directory listing is all it takes).
+    """
     wanted = normalize(distribution)
+    if near is not None:
+        for entry in sys.path:
+            if isinstance(entry, str) and entry and near.startswith(os.path.join(entry, "")):
+                directory = _metadata_dir(entry, wanted)
+                version = _read_version(directory) if directory is not None else None
+                if version is not None:
+                    return version
     for entry in sys.path:
         if not isinstance(entry, str):
             continue

@@ -54,7 +54,7 @@ class Installation:
         if self._libcst_version is None:
             from .distributions import installed_version
 
-            self._libcst_version = installed_version("libcst") or "not installed"
+            self._libcst_version = installed_version("libcst", near=__file__) or "not installed"
         return self._libcst_version
 
     def report(self, outcomes: list[oc.Outcome]) -> None:

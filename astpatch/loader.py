@@ -19,7 +19,7 @@ from . import outcome as oc
 from .cache import Entry
 from .distributions import installed_version
 from .messages import AstpatchError, trace
-from .spans import Span, patched_lines, split_lines
+from .spans import PatchedLines, Span, patched_lines, split_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def build(fullname: str, path: str, source: bytes, rules: list, session: Install
     # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
     from importlib.util import MAGIC_NUMBER, decode_source, source_hash
 
-    versions = {d: installed_version(d) for d in sorted({r.gate_distribution for r in rules if r.gate_distribution})}
+    versions = {d: installed_version(d, near=path) for d in sorted({r.gate_distribution for r in rules if r.gate_distribution})}
     key = (
         __version__,
         session.libcst_version(),
@@ -120,7 +120,6 @@ def build(fullname: str, path: str, source: bytes, rules: list, session: Install
         upstream_code = upstream() if upstream is not None else None
         timings["upstream code"] = time.perf_counter() - started
         result = rewrite(fullname, path, decode_source(source), rules, versions, upstream=upstream_code)
-        timings["rewrite"] = time.perf_counter() - started - timings["upstream code"]
     finally:
         if collecting:
             gc.enable()
@@ -140,10 +139,14 @@ def show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple
     """Make tracebacks and `inspect.getsource` show the text that runs.
 
     The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it
-    while the file is unchanged and drops it (falling back to the file) once it changes.
+    while the file is unchanged and drops it (falling back to the file) once it changes. The
+    lines themselves are built only if something reads them.
     """
     import linecache
-    from importlib.util import decode_source
 
-    lines = patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
-    linecache.cache[path] = (stats["size"], stats["mtime"], lines, path)
+    def make() -> list[str]:
+        from importlib.util import decode_source
+
+        return patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
+
+    linecache.cache[path] = (stats["size"], stats["mtime"], PatchedLines(make), path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import time
 import types
 
 from . import outcome as oc
@@ -198,6 +199,10 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
     return outcomes, new_lines
 
 
+# Seconds spent in the last rewrite's steps, for the benchmark (benchmarks/run.py).
+timings: dict[str, float] = {}
+
+
 class _Unlocatable(Exception):
     """The code-object locator's span does not parse: use the exact, slower `ast` path."""
 
@@ -211,20 +216,30 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     only the edited functions are compiled. Where that cannot be done exactly, the module is
     parsed with `ast` and compiled whole.
     """
+    timings.clear()
+    started = time.perf_counter()
+    import libcst  # noqa: F401  (the edits need it; imported here so its cost is measured apart)
+
+    timings["libcst import"] = time.perf_counter() - started
     lines = split_lines(text)
     if upstream is not None and sys.version_info >= (3, 11):
+        started = time.perf_counter()
         located = [locate_in_code(upstream, rule.target, lines) for rule in rules]
+        timings["locate"] = time.perf_counter() - started
         if all(d is not None for d in located):
             try:
                 return _rewrite(module, path, lines, rules, versions, optimize, located, upstream)  # type: ignore[arg-type]
             except _Unlocatable:
                 pass
+    started = time.perf_counter()
     try:
         tree = ast.parse(text, path)
     except SyntaxError as error:
         reason = f"{path} does not parse: {error}"
         return Rewrite([_not_selected_or(r, module, versions, oc.FAILED, reason) for r in rules], [], None)
-    return _rewrite(module, path, lines, rules, versions, optimize, [find_definitions(tree, r.target) for r in rules], None)
+    located = [find_definitions(tree, r.target) for r in rules]
+    timings["locate"] = time.perf_counter() - started
+    return _rewrite(module, path, lines, rules, versions, optimize, located, None)
 
 
 def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versions: dict[str, str | None],
@@ -244,6 +259,7 @@ def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versio
             group = groups.setdefault(definition.start, (definition, rule.target, []))
             group[2].append(rule)
 
+    started = time.perf_counter()
     spans: list[Span] = []
     edited: list[_Definition] = []
     for definition, qualname, group_rules in sorted(groups.values(), key=lambda g: g[0].start):
@@ -262,8 +278,10 @@ def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versio
             edited.append(definition)
 
     outcomes = [o for rule in rules for o in outcomes_by_rule[rule.id]]
+    timings["edit"] = time.perf_counter() - started
     if not spans:
         return Rewrite(outcomes, [], None)
+    started = time.perf_counter()
     try:
         try:
             if upstream is not None and all(d.in_classes_only for d in edited):
@@ -281,6 +299,7 @@ def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versio
             for o in outcomes
         ]
         return Rewrite(failed, [], None)
+    timings["compile"] = time.perf_counter() - started
     return Rewrite(outcomes, spans, code)
 
 

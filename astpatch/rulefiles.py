@@ -33,14 +33,21 @@ def rule_files(path: str) -> list[str]:
 
 
 def load_rule_file(path: str) -> list[Rule]:
-    try:
-        with open(path, "rb") as f:
-            source = f.read()
-    except OSError as error:
-        raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
+    # SourceFileLoader reads the file's .pyc when it is current (pip writes one for the shipped
+    # rules at install time): a first compile() in a process costs more than install() may.
+    from importlib.machinery import SourceFileLoader
+
+    if not os.path.isfile(path):
+        raise RuleFileError(f"cannot read rule file {path}: it is not a file")
     namespace = {"__name__": "astpatch.rulefile", "__file__": path}
     try:
-        exec(compile(source, path, "exec", dont_inherit=True), namespace)
+        code = SourceFileLoader("astpatch.rulefile", path).get_code("astpatch.rulefile")
+    except OSError as error:
+        raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
+    except SyntaxError as error:
+        raise RuleFileError(f"rule file {path} failed to load: SyntaxError: {error}") from None
+    try:
+        exec(code, namespace)
     except Exception as error:
         raise RuleFileError(f"rule file {path} failed to load: {type(error).__name__}: {error}") from None
     if "RULES" in namespace:

@@ -48,3 +48,50 @@ def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:
         position = span.end
     out.extend(lines[position:])
     return out
+
+
+class PatchedLines(list):  # type: ignore[type-arg]
+    """The patched text of a module, as `linecache` holds it, built when first read.
+
+    Splitting a large module into lines costs more than loading its code from the cache, and
+    most processes never show a traceback through it. So the lines are made on first use:
+    every way callers read a `linecache` entry (indexing, slicing, len(), iteration, which
+    `"".join()` and `list()` use for list subclasses) goes through a method here.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, make) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self._pending = make
+
+    def _fill(self) -> None:
+        if self._pending is not None:
+            make, self._pending = self._pending, None
+            list.extend(self, make())
+
+    def __len__(self) -> int:
+        self._fill()
+        return list.__len__(self)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        self._fill()
+        return list.__getitem__(self, index)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return list.__iter__(self)
+
+    def __reversed__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return list.__reversed__(self)
+
+    def __contains__(self, item: object) -> bool:
+        self._fill()
+        return list.__contains__(self, item)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return list.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import marshal
 import os
-import zlib
 
 import pytest
 
 from scenario import Scenario
-
-HEADER = 9  # b"astpatch" + format byte
 
 
 @pytest.fixture
@@ -49,11 +45,11 @@ def test_a_damaged_entry_is_ignored_with_one_message_and_replaced(scenario, how)
 
 def forge(entry, field: int, value) -> None:  # type: ignore[no-untyped-def]
     """Rewrite the recorded key of a valid entry, with a valid checksum: a 'foreign' entry."""
-    data = entry.read_bytes()
-    key, outcomes, spans, code = marshal.loads(data[HEADER + 4 :])
-    key = key[:field] + (value,) + key[field + 1 :]
-    body = marshal.dumps((key, outcomes, spans, code))
-    entry.write_bytes(data[:HEADER] + zlib.crc32(body).to_bytes(4, "little") + body)
+    from astpatch.cache import _decode, _encode
+
+    key, decoded = _decode(entry.read_bytes())
+    decoded.code = bytes(decoded.code)
+    entry.write_bytes(_encode(key[:field] + (value,) + key[field + 1 :], decoded))
 
 
 @pytest.mark.parametrize("field, value, what", [

@@ -272,3 +272,23 @@ def test_the_warning_names_the_installed_version(modules, hook):
     hook(rules=[rule(target="Pickler.gone", gate="pickledist>=1")])
     with pytest.warns(astpatch.AstpatchWarning, match=r"not applied to pickler \(pickledist 1\.4\): Pickler\.gone is not"):
         import pickler  # noqa: F401
+
+
+def test_patched_lines_are_built_only_when_read_and_read_like_a_list(modules, hook):
+    import linecache
+
+    from astpatch.spans import PatchedLines
+
+    path = modules("pickler", PICKLER_SOURCE)
+    hook(rules=[rule()])
+    import pickler  # noqa: F401
+
+    size, mtime, lines, fullname = linecache.cache[str(path)]
+    assert isinstance(lines, PatchedLines) and lines._pending is not None  # nothing built at import
+    assert "".join(lines) == PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    assert lines._pending is None
+    assert len(lines) == PICKLER_SOURCE.count("\n") and lines[16] == "        except (TypeError, AttributeError, ValueError) as e:\n"
+    assert list(lines)[-1] == lines[-1] and lines[:2] == ["import pickle\n", "\n"]
+    assert linecache.getline(str(path), 17).strip() == "except (TypeError, AttributeError, ValueError) as e:"
+    linecache.checkcache(str(path))  # the file is unchanged: the patched text stays
+    assert str(path) in linecache.cache

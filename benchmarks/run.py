@@ -1,0 +1,331 @@
+"""astpatch's benchmark: what it costs at start-up, at import and at call time, against the baselines.
+
+    python3 benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
+    python3 benchmarks/run.py --quick    # a few rounds, to prove it still works (CI)
+
+Everything is measured side by side in one run: each round starts one fresh process per variant,
+in an order that rotates from round to round, so a slow moment of a shared machine falls on all
+variants alike. The table gives medians, with min-max, and ratios of paired medians.
+
+It runs in the test environments of tools/venvs.py: torch 2.10.0 (the release astpatch fixes)
+and torch 2.13.0 (a release with upstream's fix, for the call-cost comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import venvs  # noqa: E402
+
+MODULE = "torch._inductor.codecache"
+
+
+# -- the programs each fresh process runs -------------------------------------------------------
+
+IMPORT_PLAIN = f"import {MODULE}"
+IMPORT_ASTPATCH = f"import astpatch; astpatch.install(cache_dir={{cache!r}}); import {MODULE}"
+
+COLD_DETAIL = f"""
+import json, sys
+import astpatch, astpatch.loader, astpatch.rewrite
+astpatch.install(cache_dir={{cache!r}})
+import {MODULE}
+print(json.dumps({{{{"timings": astpatch.loader.timings, "rewrite": astpatch.rewrite.timings,
+                  "outcomes": [o.status for o in astpatch.applied()]}}}}))
+"""
+
+# The same edit done the naive way: the whole module through libcst, then compiled, in a process
+# that has torch loaded (as an import-time rewrite would), with the garbage collector left on.
+NAIVE = f"""
+import json, sys, time
+import libcst as cst
+import torch
+from importlib.machinery import PathFinder
+import astpatch
+from astpatch.edits import Target
+from astpatch.rulefiles import builtin_rules_dir, load_rules
+from astpatch.sources import locate
+rule = next(r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}")
+path = locate("{MODULE}")
+text = open(path, encoding="utf-8").read()
+started = time.perf_counter()
+module = cst.parse_module(text)
+cls = next(n for n in module.body if isinstance(n, cst.ClassDef) and n.name.value == "FxGraphCachePickler")
+fn = next(n for n in cls.body.body if isinstance(n, cst.FunctionDef) and n.name.value == "dumps")
+result = rule.edit.apply(Target(fn, rule.target, rule.module))
+patched = module.deep_replace(fn, result.node).code
+code = compile(patched, path, "exec", dont_inherit=True)
+naive = time.perf_counter() - started
+
+# astpatch's own cold path in the same conditions (no cache), libcst already imported.
+from astpatch.cache import Cache
+from astpatch.installation import Installation
+from astpatch.loader import build
+from importlib.machinery import SourceFileLoader
+installation = Installation([rule], Cache(None), strict=False, active=False)
+source = open(path, "rb").read()
+started = time.perf_counter()
+build("{MODULE}", path, source, [rule], installation, upstream=lambda: SourceFileLoader("{MODULE}", path).get_code("{MODULE}"))
+ours = time.perf_counter() - started
+print(json.dumps({{"naive": naive, "astpatch": ours, "status": result.status}}))
+"""
+
+INSTALL_COST = """
+import json, sys, time
+started = time.perf_counter()
+import astpatch
+imported = time.perf_counter()
+astpatch.install(cache_dir=False)
+installed = time.perf_counter()
+print(json.dumps({"import": imported - started, "install": installed - imported,
+                  "heavy": [m for m in ("libcst", "importlib.metadata", "packaging", "torch") if m in sys.modules]}))
+"""
+
+FINDER_COST = """
+import json, sys, timeit
+import importlib._bootstrap as bootstrap
+import astpatch
+number = {number}
+def per_call(stmt, globals):
+    return min(timeit.repeat(stmt, globals=globals, number=number, repeat=7)) / number
+without = per_call("find('json.decoder', None)", {{"find": bootstrap._find_spec}})
+handle = astpatch.install(cache_dir=False)
+finder = handle.finder
+direct = per_call("f('json.decoder', None)", {{"f": finder.find_spec}})
+with_finder = per_call("find('json.decoder', None)", {{"find": bootstrap._find_spec}})
+print(json.dumps({{"direct": direct, "import_system_without": without, "import_system_with": with_finder}}))
+"""
+
+IMPORT_TORCH = """
+import json, sys, time
+if sys.argv[1] == "astpatch":
+    import astpatch
+    astpatch.install(cache_dir=sys.argv[2])
+started = time.perf_counter()
+import torch
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+# Call cost of FxGraphCachePickler.dumps on a small object.
+CALL_COST = """
+import json, sys, timeit
+variant = sys.argv[1]
+if variant == "astpatch":
+    import astpatch
+    astpatch.install(cache_dir=sys.argv[2])
+import torch
+from torch._inductor.codecache import BypassFxGraphCache, FxGraphCachePickler
+if variant == "wrapper":
+    # What downstream projects install today: a wrapper that converts the missing exception.
+    original = FxGraphCachePickler.dumps
+    def patched_dumps(self, obj):
+        try:
+            return original(self, obj)
+        except ValueError as e:
+            raise BypassFxGraphCache("Failed to pickle cache key") from e
+    FxGraphCachePickler.dumps = patched_dumps
+pickler = FxGraphCachePickler(torch.fx.symbolic_trace(torch.nn.Identity()))
+obj = ("small", 1, 2.0, (3, 4))
+number = {number}
+best = min(timeit.repeat(lambda: pickler.dumps(obj), number=number, repeat=7)) / number
+print(json.dumps({{"seconds": best}}))
+"""
+
+
+# -- running and measuring ------------------------------------------------------------------------
+
+
+def run_child(python: Path, program: str, *args: str, importtime: bool = False) -> tuple[dict | None, str, float]:
+    command = [str(python)]
+    if importtime:
+        command += ["-X", "importtime"]
+    command += ["-c", program, *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark child failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    lines = result.stdout.strip().splitlines()
+    data = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    return data, result.stderr, wall
+
+
+def importtime(stderr: str, module: str) -> tuple[float, float]:
+    """(self, cumulative) seconds of `module` in -X importtime output."""
+    for line in stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].strip() == module and parts[0].startswith("import time:"):
+            return int(parts[0].split(":")[1]) / 1e6, int(parts[1]) / 1e6
+    raise SystemExit(f"{module} not in the -X importtime output")
+
+
+def rotated(variants: list, round_: int) -> list:
+    k = round_ % len(variants)
+    return variants[k:] + variants[:k]
+
+
+class Series:
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+    def cell(self, name: str, scale: float, unit: str) -> str:
+        v = self.values[name]
+        return f"{statistics.median(v) * scale:.3g} {unit} ({min(v) * scale:.3g}-{max(v) * scale:.3g})"
+
+
+def paired_added(series: Series, a: str, b: str) -> float:
+    """Median of the per-round differences a - b (rounds are paired)."""
+    return statistics.median(x - y for x, y in zip(series.values[a], series.values[b]))
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 rounds and short loops: proves the benchmark works")
+    parser.add_argument("--rounds", type=int, help="fresh processes per variant (default 15, quick 3)")
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 15)
+    number = 2_000 if args.quick else 50_000
+
+    python310 = venvs.find_python("3.11") or sys.executable
+    env210 = venvs.ensure("torch210", python310, log=lambda m: print(m, file=sys.stderr))
+    venvs.install_project(env210, log=lambda m: print(m, file=sys.stderr))
+    env213 = venvs.ensure("torch213", python310, log=lambda m: print(m, file=sys.stderr))
+    py210, py213 = venvs.bin_python(env210), venvs.bin_python(env213)
+
+    s = Series()
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_cache = os.path.join(tmp, "warm")
+        run_child(py210, IMPORT_ASTPATCH.format(cache=warm_cache))  # fill the cache; warms __pycache__ too
+        run_child(py210, IMPORT_PLAIN)
+        print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
+        for r in range(rounds):
+            cold_cache = os.path.join(tmp, f"cold{r}")
+            steps = [
+                ("warm", lambda: run_child(py210, IMPORT_ASTPATCH.format(cache=warm_cache), importtime=True)),
+                ("plain", lambda: run_child(py210, IMPORT_PLAIN, importtime=True)),
+                ("cold", lambda: run_child(py210, IMPORT_ASTPATCH.format(cache=cold_cache), importtime=True)),
+            ]
+            for name, step in rotated(steps, r):
+                data, stderr, wall = step()
+                own, cumulative = importtime(stderr, MODULE)
+                s.add(f"{name} self", own)
+                s.add(f"{name} cumulative", cumulative)
+                s.add(f"{name} process", wall)
+                s.add(f"{name} libcst", importtime(stderr, "libcst")[1] if name == "cold" else 0.0)
+            detail, _, _ = run_child(py210, COLD_DETAIL.format(cache=os.path.join(tmp, f"detail{r}")))
+            assert detail is not None and detail["outcomes"] == ["applied"], detail
+            for step_name, seconds in {**detail["rewrite"], **detail["timings"]}.items():
+                s.add(f"cold {step_name}", seconds)
+            naive, _, _ = run_child(py210, NAIVE)
+            assert naive is not None and naive["status"] == "applied", naive
+            s.add("naive whole-module", naive["naive"])
+            s.add("astpatch function-only", naive["astpatch"])
+            install, _, _ = run_child(py210, INSTALL_COST)
+            assert install is not None and install["heavy"] == [], install
+            s.add("import astpatch", install["import"])
+            s.add("install()", install["install"])
+            finder, _, _ = run_child(py210, FINDER_COST.format(number=number * 10))
+            assert finder is not None
+            s.add("find_spec direct", finder["direct"])
+            s.add("find_spec via import system, without", finder["import_system_without"])
+            s.add("find_spec via import system, with", finder["import_system_with"])
+            for name, args_ in rotated([("torch plain", ("plain",)), ("torch astpatch", ("astpatch", warm_cache))], r):
+                data, _, _ = run_child(py210, IMPORT_TORCH, *args_)
+                s.add(f"import {name}", data["seconds"])  # type: ignore[index]
+            calls = [("call astpatch", py210, ("astpatch", warm_cache)), ("call upstream 2.10", py210, ("plain",)),
+                     ("call wrapper", py210, ("wrapper",)), ("call upstream 2.13", py213, ("plain",))]
+            for name, python, args_ in rotated(calls, r):
+                data, _, _ = run_child(python, CALL_COST.format(number=number), *args_)
+                s.add(name, data["seconds"])  # type: ignore[index]
+            print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
+
+    report(s, rounds)
+    return 0
+
+
+def report(s: Series, rounds: int) -> None:
+    ms, us, ns = 1e3, 1e6, 1e9
+    warm_added = paired_added(s, "warm self", "plain self")
+    cold_added = paired_added(s, "cold cumulative", "plain cumulative")
+    libcst = s.median("cold libcst")
+    rest = cold_added - libcst
+    steps = ("libcst import", "locate", "edit", "compile", "upstream code", "cache write")
+    speedup = s.median("naive whole-module") / s.median("astpatch function-only")
+    torch_ratio = s.median("import torch astpatch") / s.median("import torch plain")
+    call_vs_213 = s.median("call astpatch") / s.median("call upstream 2.13")
+    call_vs_210 = s.median("call astpatch") / s.median("call upstream 2.10")
+    wrapper_ratio = s.median("call wrapper") / s.median("call astpatch")
+    finder_added = s.median("find_spec via import system, with") - s.median("find_spec via import system, without")
+
+    rows = [
+        ("warm import: codecache self time", s.cell("warm self", ms, "ms"), s.cell("plain self", ms, "ms"),
+         f"+{warm_added * ms:.3f} ms", "<= +0.5 ms, no libcst"),
+        ("warm import: process total", s.cell("warm process", 1, "s"), s.cell("plain process", 1, "s"),
+         f"x{s.median('warm process') / s.median('plain process'):.3f}", ""),
+        ("cold import: codecache cumulative", s.cell("cold cumulative", ms, "ms"), s.cell("plain cumulative", ms, "ms"),
+         f"+{cold_added * ms:.1f} ms", "<= +200 ms"),
+        ("  of which libcst import", s.cell("cold libcst", ms, "ms"), "", f"{libcst * ms:.1f} ms", ""),
+        ("  of which everything else", "", "", f"{rest * ms:.1f} ms", "< 20 ms"),
+    ]
+    for step in steps:
+        key = f"cold {step}"
+        if key in s.values:
+            rows.append((f"    {step}", s.cell(key, ms, "ms"), "", "", ""))
+    rows += [
+        ("cold rewrite vs whole-module libcst", s.cell("astpatch function-only", ms, "ms"),
+         s.cell("naive whole-module", ms, "ms"), f"{speedup:.1f}x faster", ">= 10x"),
+        ("find_spec, non-target (direct call)", s.cell("find_spec direct", ns, "ns"), "", "", "< 150 ns"),
+        ("import system find, added by the finder", s.cell("find_spec via import system, with", ns, "ns"),
+         s.cell("find_spec via import system, without", ns, "ns"), f"+{finder_added * ns:.0f} ns", ""),
+        ("import torch", s.cell("import torch astpatch", 1, "s"), s.cell("import torch plain", 1, "s"),
+         f"x{torch_ratio:.3f}", "within 1%"),
+        ("import astpatch", s.cell("import astpatch", ms, "ms"), "", "", ""),
+        ("astpatch.install()", s.cell("install()", ms, "ms"), "", "", "< 1 ms, no libcst/metadata"),
+        ("call: patched dumps vs torch 2.13 dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.13", us, "us"),
+         f"x{call_vs_213:.3f}", "within 2%"),
+        ("call: patched dumps vs 2.10's own dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.10", us, "us"),
+         f"x{call_vs_210:.3f}", ""),
+        ("call: runtime wrapper vs patched dumps", s.cell("call wrapper", us, "us"), s.cell("call astpatch", us, "us"),
+         f"x{wrapper_ratio:.3f}", "> 1 (wrapper slower)"),
+    ]
+    print(f"\nastpatch benchmark: CPython {platform.python_version()}, torch 2.10.0 (2.13.0 for upstream's fix)")
+    print(f"machine: {machine()}")
+    print(f"{rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
+    widths = [max(len(str(row[i])) for row in rows + [("measure", "astpatch", "baseline", "added / ratio", "target")])
+              for i in range(5)]
+    header = ("measure", "astpatch", "baseline", "added / ratio", "target")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
