@@ -362,23 +362,33 @@ def _future_flags(code: types.CodeType) -> int:
                if code.co_flags & f.compiler_flag)
 
 
-_BINDS = ("STORE_NAME", "STORE_GLOBAL")
-_WITHIN_IMPORT = ("IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL", "POP_TOP", "SWAP", "COPY", "CACHE")
-
-
 def _imported_names(module: types.CodeType) -> list[str]:
-    """The names that import statements bind at module level, read from the module's bytecode."""
-    import dis
+    """The names that import statements bind at module level, read from the module's bytecode.
 
+    A direct scan of the instructions (`dis` costs more to import and run than the whole
+    compile this serves): after IMPORT_NAME, every STORE_NAME up to the next instruction that
+    is not part of an import statement binds an imported name.
+    """
+    import opcode
+
+    op = opcode.opmap
+    import_name, store_name, store_global = op["IMPORT_NAME"], op["STORE_NAME"], op["STORE_GLOBAL"]
+    within = {op[n] for n in ("IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL", "POP_TOP", "SWAP", "COPY",
+                              "EXTENDED_ARG", "CACHE") if n in op}
+    extended = op["EXTENDED_ARG"]
     names: list[str] = []
     importing = False
-    for instruction in dis.get_instructions(module):
-        if instruction.opname == "IMPORT_NAME":
+    argument = 0
+    code = module.co_code
+    for i in range(0, len(code), 2):
+        instruction, argument = code[i], code[i + 1] | (argument << 8 if code[i - 2] == extended and i else 0)
+        if instruction == import_name:
             importing = True
-        elif importing and instruction.opname in _BINDS:
-            if instruction.argval not in names and str(instruction.argval).isidentifier():
-                names.append(instruction.argval)
-        elif instruction.opname not in _WITHIN_IMPORT:
+        elif importing and instruction in (store_name, store_global):
+            name = module.co_names[argument]
+            if name not in names:
+                names.append(name)
+        elif instruction not in within:
             importing = False
     return names
 

@@ -41,3 +41,29 @@ def test_reasons_say_what_was_compared():
     assert not bad.selected and "is not a PEP 440 version" in bad.reason
     invalid = evaluate("torch", ">>2", "2.10.0")
     assert not invalid.selected and "not a valid PEP 440 specifier" in invalid.reason
+
+
+SPECIFIERS = [">=2.10", "<2.11", ">=2.10,<2.11", "==2.10.*", "!=2.10.*", "~=2.10", "~=2.10.1", "==2.10", "!=2.10.0",
+              ">2.10", "<=2.10", ">2.10.0,<=2.12", "==2.*", "~=2.9.1,!=2.10.0", " >= 2.10 , < 3 ", "==2.10.0.*"]
+VERSIONS = ["2.9.1", "2.10", "2.10.0", "2.10.1", "2.10.0+cu128", "2.10.0a0+git1", "2.10.0.post2", "2.10.0.dev1",
+            "2.11.0rc1", "2.11.0", "2.12.1", "3.0", "1!2.10.0"]
+
+
+@pytest.mark.parametrize("specifier", SPECIFIERS)
+def test_release_comparisons_agree_with_packaging_specifiers(specifier):
+    """The fast release-number evaluator gives what packaging.specifiers gives on the release."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    for version in VERSIONS:
+        expected = SpecifierSet(specifier).contains(Version(Version(version).base_version), prereleases=True)
+        assert evaluate("torch", specifier, version).selected is expected, (specifier, version)
+
+
+def test_specifiers_beyond_release_numbers_use_packaging_whole():
+    from astpatch.gate import _release_clauses
+
+    for specifier in ("===2.10.0", "==2.10.0+cu128", ">=2.11.0rc1", ">=1!2.0", "==2.10.*.*", "<=2.x"):
+        assert _release_clauses(specifier) is None, specifier
+    assert evaluate("torch", "==2.10.0+cu128", "2.10.0+cu128").selected is False  # base 2.10.0 has no local label
+    assert not evaluate("torch", "<=2.x", "2.10.0").selected

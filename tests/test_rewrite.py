@@ -329,3 +329,26 @@ def test_an_edit_that_needs_a_new_closure_cell_compiles_the_whole_module():
         namespace: dict = {}
         exec(result.code, namespace)
         assert namespace["Pickler"]().dumps(1) == __import__("pickle").dumps(1)  # runs, with its __class__ cell
+
+
+def test_imported_names_are_read_from_bytecode_as_dis_reads_them():
+    """Module-level import bindings, past 256 names (EXTENDED_ARG), conditional ones included."""
+    import dis
+
+    from astpatch.rewrite import _imported_names
+
+    source = "".join(f"name{i} = {i}\n" for i in range(300)) + (
+        "import os\nimport os.path as osp\nfrom json import dumps, loads as l\n"
+        "try:\n    import zlib\nexcept ImportError:\n    zlib = None\nx = os\n")
+    code = compile(source, "m.py", "exec")
+    expected: list[str] = []
+    importing = False
+    for ins in dis.get_instructions(code):
+        if ins.opname == "IMPORT_NAME":
+            importing = True
+        elif importing and ins.opname in ("STORE_NAME", "STORE_GLOBAL"):
+            expected.append(ins.argval)
+        elif ins.opname not in ("IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL", "POP_TOP", "SWAP", "COPY",
+                                "EXTENDED_ARG"):
+            importing = False
+    assert _imported_names(code) == expected == ["os", "osp", "dumps", "l", "zlib"]
