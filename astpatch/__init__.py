@@ -12,13 +12,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .edits import AddExceptTypes, ApplyHunks, Edit, EditResult, Hunk, Target
+from .edits import AddExceptClause, AddExceptTypes, ApplyHunks, Edit, EditResult, Hunk, Target
 from .installation import Installation, applied, install, uninstall
 from .messages import AstpatchError, AstpatchWarning
 from .outcome import Outcome
 from .rule import Rule, RuleError
 
 __all__ = [
+    "AddExceptClause",
     "AddExceptTypes",
     "ApplyHunks",
     "AstpatchError",

@@ -146,43 +146,111 @@ class AddExceptTypes(Edit):
     def apply(self, target: Target) -> EditResult:
         import libcst as cst
 
-        handlers = [(t, h) for t in _try_statements(target.node) for h in t.handlers]
-        anchors = [(t, h) for t, h in handlers if _raises(h, self.converts_to)]
-        wanted = ", ".join(self.add)
-        name = target.qualname
-
-        # The fixed shape first: upstream's fix may itself have added clauses that raise
-        # `converts_to` (torch 2.11 has two), which must not read as ambiguity.
-        for statement in {id(t): t for t, _ in anchors}.values():
-            if all(any(_catches(h, a) for h in statement.handlers) for a in self.add):
-                clause = next(h for t, h in anchors if t is statement)
-                return EditResult.already_fixed(
-                    f"the try statement whose `except {_code(clause.type)}` raises "
-                    f"{self.converts_to} already catches {wanted}"
-                )
-        if not anchors:
-            fixed = [h for _, h in handlers if all(_catches(h, a) for a in self.add)]
-            if fixed:
-                return EditResult.already_fixed(
-                    f"no except clause in {name} raises {self.converts_to} any more, and "
-                    f"`except {_code(fixed[0].type)}` already catches {wanted}"
-                )
-            return EditResult.no_match(
-                f"no except clause in {name} raises {self.converts_to}, and none catches {wanted}"
-            )
-        if len(anchors) > 1:
-            return EditResult.no_match(
-                f"{len(anchors)} except clauses in {name} raise {self.converts_to}; "
-                "the edit does not guess which one to extend"
-            )
-
-        statement, handler = anchors[0]
+        found = _converting_clause(target, self.converts_to, self.add)
+        if isinstance(found, EditResult):
+            return found
+        statement, handler = found
         missing = [a for a in self.add if not any(_catches(h, a) for h in statement.handlers)]
-        if handler.type is None:  # a bare `except:` catches everything: handled above
+        if handler.type is None:  # a bare `except:` catches everything: found fixed above
             raise AssertionError("unreachable: a bare except catches every type")
-        new_type = _with_types(handler.type, [cst.parse_expression(m) for m in missing])
+        new_type = _with_types(handler.type, [_expression(m) for m in missing])
         node = target.node.deep_replace(handler, handler.with_changes(type=new_type))
         return EditResult.applied(node, f"added {', '.join(missing)} to `except {_code(handler.type)}`")
+
+
+class AddExceptClause(Edit):
+    """Add a whole except clause after the one that turns errors into `converts_to`.
+
+    `clause` is the clause's source (`except RuntimeError as e:` and its body), at any
+    indentation; it is placed at the indentation of the try statement it joins. The converting
+    clause is found as for `AddExceptTypes`, and so is the fixed shape: the source is already
+    fixed when that try statement already catches every type the new clause catches (or, where
+    no clause raises `converts_to` any more, when some except clause of the target does).
+    """
+
+    kind = "add-except-clause"
+
+    def __init__(self, *, clause: str, after_clause_raising: str) -> None:
+        self.clause = _dedent(clause)
+        self.converts_to = _dotted_name(after_clause_raising, "after_clause_raising")
+        if not self.clause.lstrip().startswith("except"):
+            raise ValueError(f"clause must be an except clause, starting with 'except', got {self.clause[:40]!r}")
+
+    def params(self) -> dict[str, Any]:
+        return {"clause": self.clause, "after_clause_raising": self.converts_to}
+
+    def describe(self) -> str:
+        return f"{self.kind}({self.clause.splitlines()[0].strip()!r} after the clause raising {self.converts_to})"
+
+    def _handler(self) -> cst.ExceptHandler:
+        import libcst as cst
+
+        # The clause, dedented, parsed inside a try statement of its own; libcst keeps its body's
+        # indentation relative, so it lands at the right depth in the target's try statement.
+        statement = cst.parse_statement("try:\n    pass\n" + self.clause)
+        return statement.handlers[0]  # type: ignore[attr-defined,no-any-return]
+
+    def apply(self, target: Target) -> EditResult:
+        handler = self._handler()
+        caught = _caught(handler)
+        if caught is None:
+            return EditResult.no_match("a bare `except:` clause is not added: name the exceptions it catches")
+        found = _converting_clause(target, self.converts_to, tuple(caught))
+        if isinstance(found, EditResult):
+            return found
+        statement, anchor = found
+        handlers = list(statement.handlers)
+        position = next(i for i, h in enumerate(handlers) if h is anchor) + 1
+        handlers.insert(position, handler)
+        node = target.node.deep_replace(statement, statement.with_changes(handlers=handlers))
+        return EditResult.applied(node, f"added `except {_code(handler.type)}` after `except {_code(anchor.type)}`")
+
+
+def _dedent(text: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
+def _converting_clause(target: Target, converts_to: str, types: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The (try statement, clause) whose clause raises `converts_to`, or the EditResult that says
+    the source is already fixed (every type in `types` is caught there) or does not match."""
+    handlers = [(t, h) for t in _try_statements(target.node) for h in t.handlers]
+    anchors = [(t, h) for t, h in handlers if _raises(h, converts_to)]
+    wanted = ", ".join(types)
+    name = target.qualname
+    # The fixed shape first: upstream's fix may itself have added clauses that raise
+    # `converts_to` (torch 2.11 has two), which must not read as ambiguity.
+    for statement in {id(t): t for t, _ in anchors}.values():
+        if all(any(_catches(h, a) for h in statement.handlers) for a in types):
+            clause = next(h for t, h in anchors if t is statement)
+            return EditResult.already_fixed(
+                f"the try statement whose `except {_code(clause.type)}` raises {converts_to} already catches {wanted}"
+            )
+    if not anchors:
+        fixed = [h for _, h in handlers if all(_catches(h, a) for a in types)]
+        if fixed:
+            return EditResult.already_fixed(
+                f"no except clause in {name} raises {converts_to} any more, and "
+                f"`except {_code(fixed[0].type)}` already catches {wanted}"
+            )
+        return EditResult.no_match(f"no except clause in {name} raises {converts_to}, and none catches {wanted}")
+    if len(anchors) > 1:
+        return EditResult.no_match(
+            f"{len(anchors)} except clauses in {name} raise {converts_to}; the edit does not guess which one to extend"
+        )
+    return anchors[0]
+
+
+def _expression(dotted: str):  # type: ignore[no-untyped-def]
+    """A Name or Attribute node for a dotted name, built directly (no parser)."""
+    import libcst as cst
+
+    parts = dotted.split(".")
+    node: cst.BaseExpression = cst.Name(parts[0])
+    for part in parts[1:]:
+        node = cst.Attribute(value=node, attr=cst.Name(part))
+    return node
 
 
 # Helpers for the libcst-based edits. They are only called from apply(), after libcst is imported.

@@ -38,10 +38,12 @@ def _code_objects(code: types.CodeType):  # type: ignore[no-untyped-def]
             yield from _code_objects(const)
 
 
-def _patched_code_for(module_code: types.CodeType, old: types.CodeType) -> types.CodeType | None:
-    """The code object in the patched module that replaces `old` (same name, line and qualname)."""
+def _patched_code_for(module_code: types.CodeType, old: types.CodeType, spans: list[tuple]) -> types.CodeType | None:
+    """The code object in the patched module that replaces `old`: same name and qualified name,
+    at the same line or where its span was moved (see `astpatch.spans.Span`)."""
+    lines = {old.co_firstlineno} | {moved for start, _end, _lines, moved in spans if moved and start == old.co_firstlineno}
     for code in _code_objects(module_code):
-        if code.co_name == old.co_name and code.co_firstlineno == old.co_firstlineno and \
+        if code.co_name == old.co_name and code.co_firstlineno in lines and \
                 getattr(code, "co_qualname", None) == getattr(old, "co_qualname", None):
             return code
     return None
@@ -74,7 +76,7 @@ def patch_imported_module(installation: Installation, name: str, module: types.M
             result.append(o)
             continue
         function = _function(module, rule.target)
-        new = _patched_code_for(code, function.__code__) if function is not None else None
+        new = _patched_code_for(code, function.__code__, spans) if function is not None else None
         if function is None or new is None:
             reason = f"{late}, and its live {rule.target} is not the function in its source. {how_to_fix}"
         elif new.co_freevars != function.__code__.co_freevars:

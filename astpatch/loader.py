@@ -19,7 +19,7 @@ from . import outcome as oc
 from .cache import Entry
 from .distributions import installed_version
 from .messages import AstpatchError, trace
-from .spans import PatchedLines, Span, patched_lines, split_lines
+from .spans import PatchedLines, Span, linecache_lines, patched_lines, split_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -147,6 +147,6 @@ def show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple
     def make() -> list[str]:
         from importlib.util import decode_source
 
-        return patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
+        return linecache_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
 
     linecache.cache[path] = (stats["size"], stats["mtime"], PatchedLines(make), path)

@@ -25,7 +25,7 @@ from . import outcome as oc
 from .edits import ALREADY_FIXED, APPLIED, Target
 from .gate import evaluate
 from .rule import Rule
-from .spans import Span, patched_lines, split_lines
+from .spans import Span, moved_start, patched_lines, split_lines
 
 # Statements whose bodies may hold (conditional) definitions at the same scope level.
 _BLOCKS = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
@@ -284,13 +284,22 @@ def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versio
     started = time.perf_counter()
     try:
         try:
-            if upstream is not None and all(d.in_classes_only for d in edited):
-                code = compile_functions(path, lines, spans, edited, upstream, optimize)
+            if all(d.in_classes_only for d in edited) and (upstream is not None or any(s.line_delta for s in spans)):
+                if any(s.line_delta for s in spans):
+                    for span in spans:
+                        if span.line_delta:
+                            span.moved_to = moved_start(len(lines), spans)
+                    if upstream is None:
+                        upstream = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
+                code = compile_functions(path, lines, spans, edited, upstream, optimize)  # type: ignore[arg-type]
             else:
                 code = compile_patched(path, lines, spans, edited, optimize)
         except _ClosureChanged:
             # The enclosing code must create other cells for the new function (it now uses
-            # super(), say): compile the whole patched text, so that it does.
+            # super(), say): compile the whole patched text, so that it does. Lines after an
+            # edit that changed the line count then move with it.
+            for span in spans:
+                span.moved_to = 0
             code = compile("".join(patched_lines(lines, spans)), path, "exec", dont_inherit=True, optimize=optimize)
     except Exception as error:  # e.g. an edit produced invalid code
         failed = [
@@ -411,8 +420,11 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
         first = lines[definition.start - 1]
         indent = first[: len(first) - len(first.lstrip())]
         classes = definition.scopes[:-1]
-        padding = definition.start - 1 - len(classes) - (1 if imports else 0)
+        start = span.moved_to or definition.start
+        padding = start - 1 - len(classes) - (1 if imports else 0)
         if len(indent) < len(classes) or padding < 0:
+            for other in spans:
+                other.moved_to = 0
             return compile_patched(path, lines, spans, edited, optimize)
         header = "".join(f"{indent[:i]}class {name}:\n" for i, (name, _, _) in enumerate(classes))
         text = imports + "\n" * padding + header + "".join(span.lines)

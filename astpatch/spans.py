@@ -8,25 +8,36 @@ from __future__ import annotations
 
 
 class Span:
-    """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`."""
+    """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`.
 
-    __slots__ = ("start", "end", "lines")
+    `moved_to` is 0 when the new lines take the place of the old ones (an edit that keeps the
+    line count). An edit that adds or removes lines would shift every line after it, so the
+    new function is compiled at line `moved_to`, past the end of the file, and tracebacks and
+    `inspect` find its text there (see `linecache_lines`); every line of the file keeps its
+    number, and what the file says at `start`..`end` is still what is there.
+    """
 
-    def __init__(self, start: int, end: int, lines: list[str]) -> None:
+    __slots__ = ("start", "end", "lines", "moved_to")
+
+    def __init__(self, start: int, end: int, lines: list[str], moved_to: int = 0) -> None:
         self.start = start
         self.end = end
         self.lines = lines
+        self.moved_to = moved_to
 
     @property
     def line_delta(self) -> int:
         return len(self.lines) - (self.end - self.start + 1)
 
-    def to_tuple(self) -> tuple[int, int, tuple[str, ...]]:
-        return (self.start, self.end, tuple(self.lines))
+    def to_tuple(self) -> tuple[int, int, tuple[str, ...], int]:
+        return (self.start, self.end, tuple(self.lines), self.moved_to)
 
     @classmethod
     def from_tuple(cls, data: tuple) -> Span:
-        return cls(data[0], data[1], list(data[2]))
+        return cls(data[0], data[1], list(data[2]), data[3])
+
+
+MOVED_NOTE = "# astpatch: the function at lines {start}-{end} of this file, as patched\n"
 
 
 def split_lines(text: str) -> list[str]:
@@ -39,7 +50,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:
-    """`lines` with each span (sorted by start, not overlapping) replaced."""
+    """`lines` with each span (sorted by start, not overlapping) replaced in place: the patched source."""
     out: list[str] = []
     position = 0
     for span in spans:
@@ -48,6 +59,30 @@ def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:
         position = span.end
     out.extend(lines[position:])
     return out
+
+
+def linecache_lines(lines: list[str], spans: list[Span]) -> list[str]:
+    """The text that matches the executed code line for line: moved spans go after the end."""
+    out = patched_lines(lines, [s for s in spans if not s.moved_to])
+    for span in spans:
+        if span.moved_to:
+            if out and not out[-1].endswith("\n"):
+                out[-1] += "\n"
+            out.append("\n")
+            out.extend([""] * (span.moved_to - 2 - len(out)))
+            out.append(MOVED_NOTE.format(start=span.start, end=span.end))
+            out.extend(span.lines)
+    return out
+
+
+def moved_start(line_count: int, spans: list[Span]) -> int:
+    """Where the next moved span starts: after the file and the spans already moved, a blank
+    line and a note."""
+    end = line_count
+    for span in spans:
+        if span.moved_to:
+            end = span.moved_to + len(span.lines) - 1
+    return end + 3
 
 
 class PatchedLines(list):  # type: ignore[type-arg]
