@@ -132,21 +132,26 @@ class AddExceptTypes(Edit):
 
     kind = "add-except-types"
 
-    def __init__(self, *, add: tuple[str, ...] | list[str] | str, converts_to: str) -> None:
+    def __init__(self, *, add: tuple[str, ...] | list[str] | str, converts_to: str, catching: str | None = None) -> None:
         if isinstance(add, str):
             add = (add,)
         if not add:
             raise ValueError("add must name at least one exception type")
         self.add = tuple(_dotted_name(a, "each type in add") for a in add)
         self.converts_to = _dotted_name(converts_to, "converts_to")
+        # Among several clauses that raise `converts_to`, the one that also catches this type.
+        self.catching = _dotted_name(catching, "catching") if catching is not None else None
 
     def params(self) -> dict[str, Any]:
-        return {"add": self.add, "converts_to": self.converts_to}
+        params: dict[str, Any] = {"add": self.add, "converts_to": self.converts_to}
+        if self.catching is not None:
+            params["catching"] = self.catching
+        return params
 
     def apply(self, target: Target) -> EditResult:
         import libcst as cst
 
-        found = _converting_clause(target, self.converts_to, self.add)
+        found = _converting_clause(target, self.converts_to, self.add, self.catching)
         if isinstance(found, EditResult):
             return found
         statement, handler = found
@@ -170,14 +175,18 @@ class AddExceptClause(Edit):
 
     kind = "add-except-clause"
 
-    def __init__(self, *, clause: str, after_clause_raising: str) -> None:
+    def __init__(self, *, clause: str, after_clause_raising: str, catching: str | None = None) -> None:
         self.clause = _dedent(clause)
         self.converts_to = _dotted_name(after_clause_raising, "after_clause_raising")
+        self.catching = _dotted_name(catching, "catching") if catching is not None else None
         if not self.clause.lstrip().startswith("except"):
             raise ValueError(f"clause must be an except clause, starting with 'except', got {self.clause[:40]!r}")
 
     def params(self) -> dict[str, Any]:
-        return {"clause": self.clause, "after_clause_raising": self.converts_to}
+        params: dict[str, Any] = {"clause": self.clause, "after_clause_raising": self.converts_to}
+        if self.catching is not None:
+            params["catching"] = self.catching
+        return params
 
     def describe(self) -> str:
         return f"{self.kind}({self.clause.splitlines()[0].strip()!r} after the clause raising {self.converts_to})"
@@ -195,7 +204,7 @@ class AddExceptClause(Edit):
         caught = _caught(handler)
         if caught is None:
             return EditResult.no_match("a bare `except:` clause is not added: name the exceptions it catches")
-        found = _converting_clause(target, self.converts_to, tuple(caught))
+        found = _converting_clause(target, self.converts_to, tuple(caught), self.catching)
         if isinstance(found, EditResult):
             return found
         statement, anchor = found
@@ -212,11 +221,15 @@ def _dedent(text: str) -> str:
     return textwrap.dedent(text).strip("\n") + "\n"
 
 
-def _converting_clause(target: Target, converts_to: str, types: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    """The (try statement, clause) whose clause raises `converts_to`, or the EditResult that says
-    the source is already fixed (every type in `types` is caught there) or does not match."""
+def _converting_clause(target: Target, converts_to: str, types: tuple[str, ...],  # type: ignore[no-untyped-def]
+                       catching: str | None = None):
+    """The (try statement, clause) whose clause raises `converts_to` (and catches `catching`, if
+    given), or the EditResult that says the source is already fixed (every type in `types` is
+    caught there) or does not match."""
     handlers = [(t, h) for t in _try_statements(target.node) for h in t.handlers]
     anchors = [(t, h) for t, h in handlers if _raises(h, converts_to)]
+    if catching is not None:
+        anchors = [(t, h) for t, h in anchors if _catches(h, catching) and _caught(h) is not None]
     wanted = ", ".join(types)
     name = target.qualname
     # The fixed shape first: upstream's fix may itself have added clauses that raise
@@ -234,7 +247,8 @@ def _converting_clause(target: Target, converts_to: str, types: tuple[str, ...])
                 f"no except clause in {name} raises {converts_to} any more, and "
                 f"`except {_code(fixed[0].type)}` already catches {wanted}"
             )
-        return EditResult.no_match(f"no except clause in {name} raises {converts_to}, and none catches {wanted}")
+        which = f"raises {converts_to}" + (f" and catches {catching}" if catching else "")
+        return EditResult.no_match(f"no except clause in {name} {which}, and none catches {wanted}")
     if len(anchors) > 1:
         return EditResult.no_match(
             f"{len(anchors)} except clauses in {name} raise {converts_to}; the edit does not guess which one to extend"

@@ -20,7 +20,7 @@ RULE = Rule(
     module="torch._inductor.codecache",
     target="FxGraphCachePickler.dumps",
     gate="torch>=2.10",
-    edit=AddExceptTypes(add=("ValueError",), converts_to="BypassFxGraphCache"),
+    edit=AddExceptTypes(add=("ValueError",), converts_to="BypassFxGraphCache", catching="TypeError"),
     upstream=(
         "torch 2.11.0 is the first release whose FxGraphCachePickler.dumps catches ValueError "
         "(pytorch/pytorch#176557, a later duplicate of the fix, was closed because main already had it); "

@@ -37,20 +37,33 @@ def wheel(version: str) -> tuple[str, str]:
     return source, dist_version
 
 
-def rule():
-    (found,) = [r for r in load_rules([builtin_rules_dir()], print) if r.id == "torch-fxgraph-cache-key-valueerror"]
+VALUEERROR = "torch-fxgraph-cache-key-valueerror"
+PYBIND11 = "torch-fxgraph-cache-key-pybind11-runtimeerror"
+
+
+def rule(rule_id: str = VALUEERROR):
+    (found,) = [r for r in load_rules([builtin_rules_dir()], print) if r.id == rule_id]
     return found
 
 
+def shipped():
+    return [r for r in load_rules([builtin_rules_dir()], print) if r.module == "torch._inductor.codecache"]
+
+
+def dumps_source(text: str) -> str:
+    return text[text.index("    def dumps(") : text.index("    def get_hash(")]
+
+
+@pytest.mark.parametrize("rule_id", [VALUEERROR, PYBIND11])
 @pytest.mark.parametrize("version, expected", [
     ("2.9.1", oc.NOT_APPLICABLE),
     ("2.10.0", oc.APPLIED),
     ("2.11.0", oc.ALREADY_FIXED),
     ("2.13.0", oc.ALREADY_FIXED),
 ])
-def test_outcome_per_release(version, expected):
+def test_outcome_per_release(version, expected, rule_id):
     source, dist_version = wheel(version)
-    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": dist_version})
+    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule(rule_id)], {"torch": dist_version})
     (outcome,) = result.outcomes
     assert outcome.status == expected, outcome.reason
     if expected == oc.NOT_APPLICABLE:
@@ -70,6 +83,19 @@ def test_the_patched_2_10_clause_is_the_one_2_11_shipped():
     assert FIXED_CLAUSE in split_lines(fixed_source)
 
 
+def test_both_rules_together_turn_2_10_dumps_into_2_11_dumps():
+    """The shipped rules on torch 2.10.0's source give, character for character, 2.11.0's dumps."""
+    source, version = wheel("2.10.0")
+    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, shipped(), {"torch": version})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED, oc.APPLIED]
+    patched = "".join(patched_lines(split_lines(source), result.spans))
+    assert dumps_source(patched) == dumps_source(wheel("2.11.0")[0])
+    for later in ("2.11.0", "2.13.0"):
+        text, version = wheel(later)
+        outcomes = rewrite("torch._inductor.codecache", MODULE_PATH, text, shipped(), {"torch": version}).outcomes
+        assert [o.status for o in outcomes] == [oc.ALREADY_FIXED, oc.ALREADY_FIXED]
+
+
 def test_astpatch_check_matrix_against_the_wheels():
     import subprocess
     import sys
@@ -79,13 +105,14 @@ def test_astpatch_check_matrix_against_the_wheels():
     directory = Path(os.environ["ASTPATCH_TEST_WHEELS"])
     wheels = [str(sorted(directory.glob(f"torch-{v}[-+]*.whl"))[0]) for v in ("2.9.1", "2.10.0", "2.11.0", "2.13.0")]
     args = [arg for wheel in wheels for arg in ("--against", wheel)]
-    result = subprocess.run([sys.executable, "-m", "astpatch", "check", "--rule", "torch-fxgraph-cache-key-valueerror",
+    result = subprocess.run([sys.executable, "-m", "astpatch", "check", "--rule", VALUEERROR, "--rule", PYBIND11,
                              *args], capture_output=True, text=True, env=clean_env(), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    header, row = result.stdout.splitlines()[:2]
+    header, row, row2 = result.stdout.splitlines()[:3]
     assert header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0+cpu"] \
         or header.split() == ["rule", "torch", "2.9.1", "torch", "2.10.0", "torch", "2.11.0", "torch", "2.13.0"]
-    assert row.split() == ["torch-fxgraph-cache-key-valueerror", "outside-gate", "applies", "already-fixed", "already-fixed"]
+    assert row.split() == [VALUEERROR, "outside-gate", "applies", "already-fixed", "already-fixed"]
+    assert row2.split() == [PYBIND11, "outside-gate", "applies", "already-fixed", "already-fixed"]
 
 
 def test_the_fast_path_equals_a_full_rewrite_on_torch_2_10():
@@ -96,8 +123,9 @@ def test_the_fast_path_equals_a_full_rewrite_on_torch_2_10():
 
     source, version = wheel("2.10.0")
     upstream = compile(source, MODULE_PATH, "exec", dont_inherit=True)
-    fast = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": version}, upstream=upstream)
-    slow = rewrite("torch._inductor.codecache", MODULE_PATH, source, [rule()], {"torch": version})
-    assert [o.status for o in fast.outcomes] == [oc.APPLIED]
-    assert code_fields(fast.code) == code_fields(slow.code)
+    for rules in ([rule()], shipped()):  # in place (same line count), then moved past the end (lines added)
+        fast = rewrite("torch._inductor.codecache", MODULE_PATH, source, rules, {"torch": version}, upstream=upstream)
+        slow = rewrite("torch._inductor.codecache", MODULE_PATH, source, rules, {"torch": version})
+        assert {o.status for o in fast.outcomes} == {oc.APPLIED}
+        assert code_fields(fast.code) == code_fields(slow.code)
     assert sys.version_info >= (3, 11)  # this tier runs on 3.11, where the fast path is taken

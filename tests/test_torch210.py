@@ -17,6 +17,7 @@ from torch_probes import COMPILE, INSPECT, PICKLER
 
 pytestmark = pytest.mark.torch210
 RULE_ID = "torch-fxgraph-cache-key-valueerror"
+PYBIND11_RULE = "torch-fxgraph-cache-key-pybind11-runtimeerror"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,6 +40,8 @@ def test_without_astpatch_a_valueerror_escapes_dumps(tmp_path):
     assert report["cycle"]["raised"] == "ValueError"
     assert report["ctypes"]["raised"] == "ValueError"
     assert report["keyerror"]["raised"] == "KeyError"
+    assert report["pybind11"]["raised"] == "RuntimeError"
+    assert report["runtimeerror"]["raised"] == "RuntimeError"
 
 
 def test_with_astpatch_the_valueerror_becomes_a_cache_bypass(tmp_path):
@@ -49,17 +52,35 @@ def test_with_astpatch_the_valueerror_becomes_a_cache_bypass(tmp_path):
     assert cycle["cause_message"].startswith("fast mode: can't pickle cyclic objects")
     assert report["ctypes"]["raised"] == "BypassFxGraphCache"
     assert report["ctypes"]["cause"] == "ValueError"
-    assert report["warnings_logged"] == 2  # "Failed to pickle cache key", once per bypass
+    assert report["warnings_logged"] == 3  # "Failed to pickle cache key", once per bypass (and pybind11)
     assert report["next_object_ok"] is True  # the stream was reset by the finally clause
     assert report["keyerror"]["raised"] == "KeyError" and report["keyerror"]["cause"] is None
     # One frame for dumps: no wrapper.
     assert len(report["keyerror"]["dumps_frames"]) == 1
     assert report["keyerror"]["dumps_frames"][0][0].endswith("torch/_inductor/codecache.py")
-    assert report["outcomes"] == [{
-        "rule": RULE_ID, "module": "torch._inductor.codecache", "outcome": "applied",
-        "reason": "added ValueError to `except (TypeError, AttributeError, pickle.PicklingError)`",
-        "from_cache": False, "version": "2.10.0",
-    }]
+    # Both rules, applied together: 2.10's dumps becomes 2.11's.
+    assert report["outcomes"] == [
+        {"rule": PYBIND11_RULE, "module": "torch._inductor.codecache", "outcome": "applied",
+         "reason": "added `except RuntimeError` after `except (TypeError, AttributeError, pickle.PicklingError)`",
+         "from_cache": False, "version": "2.10.0"},
+        {"rule": RULE_ID, "module": "torch._inductor.codecache", "outcome": "applied",
+         "reason": "added ValueError to `except (TypeError, AttributeError, pickle.PicklingError)`",
+         "from_cache": False, "version": "2.10.0"},
+    ]
+
+
+def test_a_pybind11_object_that_is_not_pickleable_bypasses_the_cache(tmp_path):
+    plain = run(PICKLER, "plain")
+    assert plain["pybind11"]["raised"] == "RuntimeError"  # torch 2.10 lets it escape
+    report = run(PICKLER, "astpatch", str(tmp_path / "cache"))
+    pybind11 = report["pybind11"]
+    assert pybind11["raised"] == "BypassFxGraphCache" and pybind11["cause"] == "RuntimeError"
+    assert "pybind11" in pybind11["cause_message"] and pybind11["cause_message"].endswith("is not pickleable.")
+    # Any other RuntimeError is re-raised unchanged, as in torch 2.11.
+    assert report["runtimeerror"]["raised"] == "RuntimeError" and report["runtimeerror"]["cause"] is None
+    assert len(report["runtimeerror"]["dumps_frames"]) == 1
+    assert report["warnings_logged"] == 3  # cycle, ctypes, pybind11
+    assert report["next_object_ok"] is True
 
 
 def test_torch_compile_bypasses_the_cache_instead_of_failing(tmp_path):
@@ -79,14 +100,21 @@ def test_the_fixed_function_is_upstreams_own_function_with_one_clause_changed(tm
     assert report["function_type"] == "function"
     assert report["wrapped"] is False
     assert report["qualname"] == "FxGraphCachePickler.dumps"
-    assert report["firstlineno"] == 620  # as in the file
+    # The rules add lines to dumps, so it is compiled past the end of the file (4,445 lines, a
+    # blank line and a note): every line of the file keeps its number, and inspect finds the
+    # patched text there.
+    assert report["file_lines"] == 4445
+    assert report["firstlineno"] == 4448 and report["getsourcelines_start"] == 4448
     assert "except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:" in report["source"]
+    assert 'if "pybind11" in str(e) and "is not pickleable" in str(e):' in report["source"]
     assert "# Some configs options may not pickle." in report["source"]  # comments kept
-    # Every function of the module is where upstream put it; only dumps (and the class and
-    # module that contain it) hold different code, and only dumps' line table differs.
-    assert report["same_code_objects"] is True and report["count"] > 200
-    assert report["differing"] == ["FxGraphCachePickler@498", "FxGraphCachePickler@498.dumps@620"]
-    assert report["differing_lines"] == ["FxGraphCachePickler@498.dumps@620"]
+    # Every other function of the module is upstream's, at upstream's lines, line table included;
+    # only dumps (and the class and module that hold it) differ.
+    assert report["same_besides_dumps"] is True and report["count"] > 200
+    assert report["only_upstream"] == ["FxGraphCachePickler@498.dumps@620"]
+    assert report["only_patched"] == ["FxGraphCachePickler@498.dumps@4448"]
+    assert report["differing"] == ["FxGraphCachePickler@498"]
+    assert report["differing_lines"] == []
     assert report["module_level_equal"] is True
     assert report["dumps_is_executed"] is True
     assert [f[1] for f in report["frames"]].count("dumps") == 1
@@ -96,14 +124,21 @@ def test_the_fixed_function_is_upstreams_own_function_with_one_clause_changed(tm
 
 
 def test_astpatch_diff_shows_exactly_upstreams_fix():
-    result = subprocess.run([sys.executable, "-m", "astpatch", "diff", "--color=never", RULE_ID],
+    result = subprocess.run([sys.executable, "-m", "astpatch", "diff", "--color=never", "torch._inductor.codecache"],
                             capture_output=True, text=True, env=clean_env())
     lines = check(result).splitlines()
     assert [line for line in lines if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))] == [
         "-        except (TypeError, AttributeError, pickle.PicklingError) as e:",
         "+        except (TypeError, AttributeError, pickle.PicklingError, ValueError) as e:",
+        "+        except RuntimeError as e:",
+        "+            # pybind11 raises RuntimeError with message like:",
+        '+            # "<pybind11_builtins... object at 0x...> is not pickleable."',
+        '+            if "pybind11" in str(e) and "is not pickleable" in str(e):',
+        '+                log.warning("Failed to pickle cache key", exc_info=True)',
+        '+                raise BypassFxGraphCache("Failed to pickle cache key") from e',
+        "+            raise",
     ]
-    assert lines[2] == "@@ -624,7 +624,7 @@"
+    assert lines[2] == "@@ -624,7 +624,14 @@"
 
 
 def test_torch_imported_before_install_gets_the_fix_on_the_live_function(tmp_path):
@@ -112,7 +147,7 @@ def test_torch_imported_before_install_gets_the_fix_on_the_live_function(tmp_pat
     report = run(LATE, str(tmp_path / "cache"))
     assert report["same_function"] is True
     assert report["raised"] == ["BypassFxGraphCache", "ValueError"]
-    (outcome,) = report["outcomes"]
-    assert outcome["outcome"] == "applied"
-    assert outcome["reason"].endswith("applied to the live function because torch._inductor.codecache was "
-                                      "imported before astpatch.install()")
+    assert [o["outcome"] for o in report["outcomes"]] == ["applied", "applied"]
+    for outcome in report["outcomes"]:
+        assert outcome["reason"].endswith("applied to the live function because torch._inductor.codecache was "
+                                          "imported before astpatch.install()")

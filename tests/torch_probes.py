@@ -49,6 +49,8 @@ def attempt(name, obj):
 attempt("cycle", {"config": cycle})
 attempt("ctypes", ctypes.pointer(ctypes.c_int(1)))
 attempt("keyerror", Raises(KeyError("k")))
+attempt("pybind11", torch.ops.aten.add.default)  # a real pybind11-backed object: "... is not pickleable."
+attempt("runtimeerror", Raises(RuntimeError("some other failure")))
 report["next_object_ok"] = pickler.dumps({"a": 1}) == FxGraphCachePickler(gm).dumps({"a": 1})
 report["warnings_logged"] = records.count("Failed to pickle cache key")
 if sys.argv[1] == "astpatch":
@@ -128,11 +130,16 @@ print(json.dumps({
     "firstlineno": dumps.__code__.co_firstlineno,
     "source": inspect.getsource(dumps),
     "same_code_objects": sorted(plain) == sorted(patched),
+    "same_besides_dumps": sorted(n for n in plain if ".dumps@" not in n) == sorted(n for n in patched if ".dumps@" not in n),
     "count": len(plain),
     "differing": sorted(n for n in plain if n in patched and plain[n] != patched[n]),
+    "only_upstream": sorted(set(plain) - set(patched)),
+    "only_patched": sorted(set(patched) - set(plain)),
+    "file_lines": sum(1 for _ in open(path, encoding="utf-8")),
     "differing_lines": sorted(n for n in plain if n in patched and list(plain[n].co_lines()) != list(patched[n].co_lines())),
     "module_level_equal": executed.co_code == upstream.co_code and list(executed.co_lines()) == list(upstream.co_lines()),
-    "dumps_is_executed": dumps.__code__ == next(c for n, c in patched.items() if n.startswith("FxGraphCachePickler@") and ".dumps@" in n),
+    "dumps_is_executed": dumps.__code__ == next(c for n, c in patched.items() if n.startswith("FxGraphCachePickler@") and n.rsplit(".", 1)[-1].startswith("dumps@")),
+    "getsourcelines_start": inspect.getsourcelines(dumps)[1],
     "frames": frames,
     "outcomes": [o.as_dict() for o in astpatch.applied()],
     "libcst_imported": "libcst" in sys.modules,
