@@ -2,8 +2,8 @@
 
 The program runs in this process, as `python` would run it (`script.py`, `-m module`, `-c code`,
 with `sys.argv` and `sys.path[0]` set the same way), so no change to the program is needed to
-try a rule. The settings are passed through the environment, so they also reach child
-processes that install astpatch themselves.
+try a rule. The settings are passed through the environment, with ASTPATCH_AUTOINSTALL=1, so
+every Python process the program starts installs astpatch at start-up as well.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def run_program(program: list[str], *, rule_ids: list[str] | None, strict: bool,
             os.environ["ASTPATCH_DISABLE"] = ",".join(sorted(set(others) | set(disabled.rule_ids)))
 
     kind, target, args = _parse(program)
+    # Every Python process the program starts installs astpatch too (astpatch-autoinstall.pth).
+    os.environ["ASTPATCH_AUTOINSTALL"] = "1"
     import astpatch
 
     astpatch.install()
