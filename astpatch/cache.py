@@ -158,6 +158,10 @@ class Cache:
             self._usable = True
             return True
 
+    def usable(self, create: bool = False) -> bool:
+        """Whether the directory exists (or, with `create`, was made) and is safe to use."""
+        return self._directory_ok(create=create)
+
     def load(self, module: str, key: tuple) -> Entry | None:
         """The entry for `key`, or None on a miss or any problem with it."""
         if not self._directory_ok(create=False):
@@ -255,4 +259,5 @@ def entry_files(directory: str) -> list[str]:
         names = os.listdir(directory)
     except OSError:
         return []
-    return sorted(os.path.join(directory, n) for n in names if n.endswith(".astpatch") or n.endswith(".tmp"))
+    return sorted(os.path.join(directory, n) for n in names
+                  if n.endswith((".astpatch", ".tmp")) or n == "entry-points.index")

@@ -37,8 +37,15 @@ def load_rules(extra: list[str], only: list[str] | None = None) -> list:
     for path in extra:
         if not os.path.exists(path):
             raise UsageError(f"rule path {path} does not exist")
+    from .plugins import discover
+
     problems: list[str] = []
     rules = load([builtin_rules_dir(), *config.rule_paths(), *extra], problems.append)
+    known = {r.id for r in rules}
+    for rule in discover(problems.append)[1]:  # rules from other distributions (entry points)
+        if rule.id not in known:
+            known.add(rule.id)
+            rules.append(rule)
     for message in problems:
         print(message, file=sys.stderr)
     disabled = config.disabled()
@@ -267,6 +274,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         files = entry_files(directory)
         rows = []
         for path in files:
+            if path.endswith("entry-points.index"):
+                continue  # the index of other distributions' rules (astpatch.plugins), not code
             data = read_entry(path) if os.path.isfile(path) else "not a regular file"
             row: dict = {"file": os.path.basename(path), "size": os.path.getsize(path) if os.path.isfile(path) else 0}
             if isinstance(data, str):

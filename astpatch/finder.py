@@ -38,8 +38,24 @@ def _transforms_source(loader: object) -> bool:
 class PatchingFinder:
     def __init__(self, installation: Installation) -> None:
         self._installation = installation
-        self._targets = installation.targets  # a frozenset: the whole cost of a non-target import
+        self._targets: frozenset[str] = frozenset()  # the whole cost of a non-target import
         self._busy = _thread._local()
+
+    def set_targets(self, targets: frozenset[str]) -> None:
+        self._targets = targets
+
+    def discover_first(self) -> None:
+        """Run entry-point discovery at the first import, then go back to the plain find_spec."""
+        self.find_spec = self._discover_then_find_spec  # type: ignore[method-assign]
+
+    def _discover_then_find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                                 target: object = None) -> ModuleSpec | None:
+        try:
+            del self.find_spec  # before discovering: it imports modules, which call find_spec again
+        except AttributeError:  # another thread is discovering: go on with the targets known so far
+            return self.find_spec(fullname, path, target)
+        self._installation.discover_plugins()
+        return self.find_spec(fullname, path, target)
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
         if fullname not in self._targets:

@@ -35,20 +35,73 @@ class Installation:
     the code they were given.
     """
 
-    def __init__(self, rules: list[Rule], cache: Cache, strict: bool, active: bool = True) -> None:
-        self.rules = rules
+    def __init__(self, rules: list[Rule], cache: Cache, strict: bool, active: bool = True,
+                 disabled: frozenset[str] = frozenset()) -> None:
+        self.rules: list[Rule] = []
         self.cache = cache
         self.strict = strict
+        self._disabled = disabled
         self._by_module: dict[str, list[Rule]] = {}
-        for rule in rules:
-            self._by_module.setdefault(rule.module, []).append(rule)
-        self.targets = frozenset(self._by_module)
+        self.targets: frozenset[str] = frozenset()
+        self._plugins: dict[str, list] = {}  # target module -> entry points not imported yet
         self.finder = PatchingFinder(self)
+        self.add_rules(rules)
         self.active = active
         self._libcst_version: str | None = None
 
+    def add_rules(self, rules: list[Rule]) -> None:
+        """Add rules (first id wins; disabled ids are left out) and widen the finder's targets."""
+        known = {r.id: r for r in self.rules}
+        for rule in rules:
+            if rule.id in self._disabled:
+                continue
+            if rule.id in known:
+                if known[rule.id] is not rule:
+                    self._report_problem(f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by "
+                                         f"{known[rule.id].origin}; the first one is used.")
+                continue
+            known[rule.id] = rule
+            self.rules.append(rule)
+            self._by_module.setdefault(rule.module, []).append(rule)
+        self._set_targets()
+
+    def _set_targets(self) -> None:
+        self.targets = frozenset(self._by_module) | frozenset(self._plugins)
+        self.finder.set_targets(self.targets)
+
+    def add_indexed_plugins(self, plugins: list) -> None:
+        """Entry points known from the index: their targets now, their rules when a target is imported."""
+        for plugin in plugins:
+            for module in plugin.targets:
+                self._plugins.setdefault(module, []).append(plugin)
+        self._set_targets()
+
+    def discover_plugins(self) -> None:
+        """Read the `astpatch.rules` entry points (importlib.metadata) and index them."""
+        from . import plugins as entry_points
+
+        trace("discovering the astpatch.rules entry points (no current index)")
+        found, rules = entry_points.discover(self._report_problem)
+        self.add_rules(rules)
+        if self.cache.usable(create=True):
+            entry_points.write_index(self.cache.directory, found)
+
     def rules_for(self, module: str) -> list[Rule]:
+        pending = self._plugins.pop(module, None)
+        if pending:
+            for plugin in pending:
+                try:
+                    self.add_rules(plugin.load())
+                except Exception as error:
+                    self._report_problem(
+                        f"astpatch: the rules of {plugin.distribution} (entry point {plugin.name!r} = "
+                        f"{plugin.value!r}) cannot be loaded: {type(error).__name__}: {error}. The other rules "
+                        f"still apply; report it to {plugin.distribution}.")
+            self._set_targets()
         return self._by_module.get(module, [])
+
+    def _report_problem(self, message: str) -> None:
+        warn(message, strict=self.strict)
 
     def libcst_version(self) -> str | None:
         if self._libcst_version is None:
@@ -148,11 +201,20 @@ def install(
         for unknown in sorted(disabled.rule_ids - known):
             report(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
                    f"(known: {', '.join(sorted(known)) or 'none'}).")
-        active_rules = [r for r in loaded if r.id not in disabled.rule_ids]
-        installation = Installation(active_rules, Cache(config.cache_directory(cache_dir), strict=strict), strict)
+        cache = Cache(config.cache_directory(cache_dir), strict=strict)
+        installation = Installation(loaded, cache, strict, disabled=disabled.rule_ids)
+        # Rules that other distributions ship: from the index when it is current (no metadata is
+        # read), else discovered at the first import (see astpatch.plugins).
+        from .plugins import read_index
+
+        indexed = read_index(cache.directory) if cache.usable() else None
+        if indexed is not None:
+            installation.add_indexed_plugins(indexed)
+        else:
+            installation.finder.discover_first()
         sys.meta_path.insert(0, installation.finder)
         _current = installation
-        trace(f"install(): {len(active_rules)} rules for {sorted(installation.targets)}, cache {installation.cache.directory}")
+        trace(f"install(): {len(installation.rules)} rules for {sorted(installation.targets)}, cache {cache.directory}")
         for module in sorted(installation.targets & sys.modules.keys()):
             # Imported too early to be rewritten: patch its live functions if that is sound.
             from .live import patch_imported_module

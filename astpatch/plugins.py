@@ -1,0 +1,132 @@
+"""Rules from other distributions: the `astpatch.rules` entry point group.
+
+A project ships rules by declaring, in its pyproject.toml,
+
+    [project.entry-points."astpatch.rules"]
+    myproject = "myproject.astpatch_rules"
+
+where the object named (a module, or any attribute) holds the rules in `RULES` (or `RULE`),
+is a list of rules, or is a callable that returns them.
+
+Reading entry points means reading every distribution's metadata, which costs milliseconds,
+and `install()` must not do that. So the entry points found are kept in an index in the cache
+directory, stamped with the modification times of the `sys.path` directories (installing or
+removing a distribution changes them). `install()` reads the index (one small file) to learn
+the target modules; the rules themselves are imported when one of their targets is. When the
+index is missing or stale, discovery runs at the first import after `install()`, once, and
+writes a fresh index for later processes.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+from .rule import Rule
+
+GROUP = "astpatch.rules"
+_INDEX = "entry-points.index"
+_INDEX_FORMAT = 1
+
+
+def fingerprint() -> tuple:
+    """The sys.path directories and their modification times."""
+    stamps = []
+    for entry in sys.path:
+        if isinstance(entry, str):
+            try:
+                stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+            except OSError:
+                continue
+    return tuple(stamps)
+
+
+class Plugin:
+    """One entry point of the group: who provides it, what it names, which modules it targets."""
+
+    __slots__ = ("name", "value", "distribution", "targets")
+
+    def __init__(self, name: str, value: str, distribution: str, targets: tuple[str, ...]) -> None:
+        self.name = name
+        self.value = value
+        self.distribution = distribution
+        self.targets = targets
+
+    def load(self) -> list[Rule]:
+        """Import the object the entry point names and take its rules; raises on any problem."""
+        import importlib
+
+        module_name, _, attribute = self.value.partition(":")
+        obj: object = importlib.import_module(module_name.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            obj = getattr(obj, part)
+        if callable(obj) and not isinstance(obj, type(sys)):
+            obj = obj()
+        if isinstance(obj, type(sys)):
+            obj = getattr(obj, "RULES", None) or ([obj.RULE] if hasattr(obj, "RULE") else None)  # type: ignore[attr-defined]
+        if isinstance(obj, Rule):
+            obj = [obj]
+        if not isinstance(obj, (list, tuple)) or not all(isinstance(r, Rule) for r in obj):
+            raise TypeError(f"{self.value} does not give astpatch rules (a module with RULES, a list of Rule, "
+                            "or a callable returning them)")
+        for rule in obj:
+            rule.origin = f"entry point {self.name!r} of {self.distribution}"
+        return list(obj)
+
+
+def discover(report) -> tuple[list[Plugin], list[Rule]]:  # type: ignore[no-untyped-def]
+    """Every entry point of the group, loaded; problems go to `report` with the distribution."""
+    from importlib.metadata import entry_points
+
+    plugins: list[Plugin] = []
+    rules: list[Rule] = []
+    for ep in entry_points(group=GROUP):
+        dist = ep.dist.name if getattr(ep, "dist", None) is not None else "an unknown distribution"
+        plugin = Plugin(ep.name, ep.value, dist, ())
+        try:
+            found = plugin.load()
+        except Exception as error:
+            report(f"astpatch: the rules of {dist} (entry point {ep.name!r} = {ep.value!r}) cannot be loaded: "
+                   f"{type(error).__name__}: {error}. The other rules still apply; report it to {dist}.")
+            continue
+        plugin.targets = tuple(sorted({r.module for r in found}))
+        plugins.append(plugin)
+        rules.extend(found)
+    return plugins, rules
+
+
+def read_index(directory: str | None) -> list[Plugin] | None:
+    """The indexed entry points, or None when there is no index or it is stale."""
+    if directory is None:
+        return None
+    try:
+        with open(os.path.join(directory, _INDEX), "rb") as f:
+            data = marshal.loads(f.read())
+        version, stamp, entries = data
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if version != _INDEX_FORMAT or stamp != fingerprint():
+        return None
+    try:
+        return [Plugin(name, value, dist, tuple(targets)) for name, value, dist, targets in entries]
+    except (TypeError, ValueError):
+        return None
+
+
+def write_index(directory: str | None, plugins: list[Plugin]) -> None:
+    if directory is None:
+        return
+    data = marshal.dumps((_INDEX_FORMAT, fingerprint(), [(p.name, p.value, p.distribution, list(p.targets)) for p in plugins]))
+    temporary = os.path.join(directory, f".{_INDEX}.{os.getpid()}.tmp")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, os.path.join(directory, _INDEX))
+    except OSError:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
