@@ -25,11 +25,11 @@ off, set ASTPATCH_NO_CACHE=1 or call `install(cache_dir=False)`.
 
 from __future__ import annotations
 
+import _thread
 import marshal
 import os
 import stat
 import sys
-import _thread
 import zlib
 
 from .messages import trace, warn
@@ -200,7 +200,8 @@ class Cache:
         trace(f"cache hit for {module}: {path}")
         return entry
 
-    def _corrupt(self, path: str, reason: str) -> None:
+    def _corrupt(self, path: str, reason: str) -> Entry | None:
+        """Say once that the entry at `path` is damaged; it is treated as a miss (None)."""
         warn(f"astpatch: ignored the cache entry {path} because {reason}; it will be rewritten.",
              strict=self.strict)
         return None

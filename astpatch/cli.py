@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import os
 import sys
 
 from . import __version__
 from . import report as rp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -32,7 +37,8 @@ class _Parser(argparse.ArgumentParser):
 def load_rules(extra: list[str], only: list[str] | None = None) -> list:
     """The known rules (shipped, ASTPATCH_RULES, --rules), less those ASTPATCH_DISABLE turns off."""
     from . import config
-    from .rulefiles import builtin_rules_dir, load_rules as load
+    from .rulefiles import builtin_rules_dir
+    from .rulefiles import load_rules as load
 
     for path in extra:
         if not os.path.exists(path):
@@ -110,7 +116,7 @@ def _colour(line: str) -> str:
 def cmd_diff(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules, args.names)
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    results = []
+    results: list[dict[str, Any]] = []
     for module in rp.evaluate(rules, _installed()):
         if module.path is None or module.before == module.after:
             continue
@@ -147,7 +153,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     versions = args.dist_version or []
     if len(versions) > 1 and len(versions) != len(targets):
         raise UsageError(f"give --dist-version once, or once per --against ({len(targets)})")
-    columns = []
+    columns: list[dict[str, Any]] = []
     for i, path in enumerate(targets):
         try:
             sources = _installed() if path is None else open_sources(path)
@@ -315,8 +321,9 @@ def _warm(args: argparse.Namespace) -> int:
             source = f.read()
         from importlib.machinery import SourceFileLoader
 
+        loader = SourceFileLoader(module, path)
         _code, outcomes, _spans = build(module, path, source, installation.rules_for(module), installation,
-                                        upstream=lambda: SourceFileLoader(module, path).get_code(module))
+                                        upstream=functools.partial(loader.get_code, module))
         for o in outcomes:
             print(f"{module}: {o.rule_id}: {o.status}{' (already cached)' if o.from_cache else ''}")
             problems += o.status in ("target-missing", "failed")

@@ -49,8 +49,8 @@ def _metadata_dir(entry: str, wanted: str) -> str | None:
             if name.endswith((".dist-info", ".egg-info")):
                 found.setdefault(normalize(name.rsplit(".", 1)[0].split("-", 1)[0]), name)
         known = _index[directory] = (mtime, found)
-    name = known[1].get(wanted)
-    return os.path.join(directory, name) if name else None
+    found_name = known[1].get(wanted)
+    return os.path.join(directory, found_name) if found_name else None
 
 
 def _read_version(directory: str) -> str | None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing is not imported at run time: rule files load at start-up
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
     import libcst as cst
 
@@ -103,7 +104,7 @@ class Edit:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.fingerprint() == other.fingerprint()  # type: ignore[attr-defined]
+        return isinstance(other, Edit) and type(self) is type(other) and self.fingerprint() == other.fingerprint()
 
     def __hash__(self) -> int:
         return hash(self.fingerprint())
@@ -149,7 +150,6 @@ class AddExceptTypes(Edit):
         return params
 
     def apply(self, target: Target) -> EditResult:
-        import libcst as cst
 
         found = _converting_clause(target, self.converts_to, self.add, self.catching)
         if isinstance(found, EditResult):
@@ -197,7 +197,8 @@ class AddExceptClause(Edit):
         # The clause, dedented, parsed inside a try statement of its own; libcst keeps its body's
         # indentation relative, so it lands at the right depth in the target's try statement.
         statement = cst.parse_statement("try:\n    pass\n" + self.clause)
-        return statement.handlers[0]  # type: ignore[attr-defined,no-any-return]
+        assert isinstance(statement, cst.Try)
+        return statement.handlers[0]
 
     def apply(self, target: Target) -> EditResult:
         handler = self._handler()
@@ -363,8 +364,8 @@ def _with_types(current: cst.BaseExpression, extra: list[cst.BaseExpression]) ->
     inner = current.with_changes(lpar=[], rpar=[]) if lpar else current
     elements = [cst.Element(value=inner, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))]
     for i, value in enumerate(extra):
-        last = i == len(extra) - 1
-        comma = cst.MaybeSentinel.DEFAULT if last else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        is_last = i == len(extra) - 1
+        comma = cst.MaybeSentinel.DEFAULT if is_last else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
         elements.append(cst.Element(value=value, comma=comma))
     if lpar:
         return cst.Tuple(elements=elements, lpar=lpar, rpar=rpar)

@@ -17,8 +17,8 @@ from .loader import PatchingLoader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
-    from typing import Sequence
 
     from .installation import Installation
 
@@ -73,7 +73,7 @@ class PatchingFinder:
         if type(spec.loader) is SourceFileLoader and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._installation)
             return spec
-        if _transforms_source(spec.loader) and spec.origin:
+        if isinstance(spec.loader, SourceFileLoader) and _transforms_source(spec.loader) and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._installation, inner=spec.loader)
             return spec
         loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
@@ -94,7 +94,7 @@ class PatchingFinder:
                 continue
             spec = find_spec(fullname, path, target)
             if spec is not None:
-                return spec  # type: ignore[no-any-return]
+                return spec  # (untyped third-party finders)
         return None
 
     def invalidate_caches(self) -> None:

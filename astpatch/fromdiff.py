@@ -15,7 +15,7 @@ import re
 
 from .edits import Hunk
 from .rewrite import first_line
-from .sources import Sources, SourceNotFound
+from .sources import SourceNotFound, Sources
 from .spans import split_lines
 
 _HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)")

@@ -85,8 +85,8 @@ def _release_matches(candidate, op: str, target: str) -> bool:  # type: ignore[n
         return matched if op == "==" else not matched
     version = Version(target)
     if op == "~=":
-        prefix = ".".join(str(p) for p in version.release[:-1]) + ".*"
-        return candidate >= version and _release_matches(candidate, "==", prefix)
+        wildcard = ".".join(str(p) for p in version.release[:-1]) + ".*"
+        return candidate >= version and _release_matches(candidate, "==", wildcard)
     return {
         "==": candidate == version,
         "!=": candidate != version,

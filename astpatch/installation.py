@@ -8,8 +8,8 @@ that happens when a target module is actually imported.
 
 from __future__ import annotations
 
-import os
 import _thread
+import os
 import sys
 
 from . import config
@@ -22,7 +22,7 @@ from .rulefiles import builtin_rules_dir, load_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterable
+    from collections.abc import Iterable
 
 _lock = _thread.RLock()
 _current: Installation | None = None

@@ -23,8 +23,9 @@ from .spans import PatchedLines, Span, linecache_lines, patched_lines, split_lin
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from types import CodeType
-    from typing import Callable
+    from typing import Any
 
     from .installation import Installation
 
@@ -43,7 +44,7 @@ class PatchingLoader(SourceFileLoader):
         # transforms source, like typeguard's): it compiles our patched source, so both apply.
         self._inner = inner
 
-    def get_code(self, fullname: str) -> CodeType | None:  # type: ignore[override]
+    def get_code(self, fullname: str) -> CodeType | None:
         rules = self._session.rules_for(fullname)
         try:
             code = self._patched_code(fullname, rules) if rules else None
@@ -74,7 +75,7 @@ class PatchingLoader(SourceFileLoader):
             from importlib.util import decode_source
 
             patched = "".join(patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans]))
-            return self._inner.source_to_code(patched, path)  # type: ignore[no-any-return]
+            return self._inner.source_to_code(patched, path)
         return code
 
 
@@ -135,7 +136,7 @@ def build(fullname: str, path: str, source: bytes, rules: list, session: Install
     return result.code, result.outcomes, spans
 
 
-def show_patched_source(path: str, stats: dict, source: bytes, spans: list[tuple]) -> None:
+def show_patched_source(path: str, stats: Mapping[str, Any], source: bytes, spans: list[tuple]) -> None:
     """Make tracebacks and `inspect.getsource` show the text that runs.
 
     The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it

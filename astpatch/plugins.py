@@ -64,7 +64,7 @@ class Plugin:
         if callable(obj) and not isinstance(obj, type(sys)):
             obj = obj()
         if isinstance(obj, type(sys)):
-            obj = getattr(obj, "RULES", None) or ([obj.RULE] if hasattr(obj, "RULE") else None)  # type: ignore[attr-defined]
+            obj = getattr(obj, "RULES", None) or ([obj.RULE] if hasattr(obj, "RULE") else None)
         if isinstance(obj, Rule):
             obj = [obj]
         if not isinstance(obj, (list, tuple)) or not all(isinstance(r, Rule) for r in obj):
@@ -82,7 +82,8 @@ def discover(report) -> tuple[list[Plugin], list[Rule]]:  # type: ignore[no-unty
     plugins: list[Plugin] = []
     rules: list[Rule] = []
     for ep in entry_points(group=GROUP):
-        dist = ep.dist.name if getattr(ep, "dist", None) is not None else "an unknown distribution"
+        source = getattr(ep, "dist", None)
+        dist = source.name if source is not None else "an unknown distribution"
         plugin = Plugin(ep.name, ep.value, dist, ())
         try:
             found = plugin.load()

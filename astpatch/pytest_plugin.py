@@ -73,6 +73,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if not _enabled(config):
         return
     import astpatch
+
     from .report import ALREADY_FIXED
 
     terminalreporter.section("astpatch")

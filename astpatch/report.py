@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import outcome as oc
 from .rewrite import rewrite
 from .rule import Rule
-from .sources import Sources, SourceNotFound
+from .sources import SourceNotFound, Sources
 from .spans import patched_lines, split_lines
 
 APPLIES = "applies"

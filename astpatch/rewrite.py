@@ -27,8 +27,12 @@ from .gate import evaluate
 from .rule import Rule
 from .spans import Span, moved_start, patched_lines, split_lines
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import libcst as cst
+
 # Statements whose bodies may hold (conditional) definitions at the same scope level.
-_BLOCKS = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
+_BLOCKS: tuple[type[ast.stmt], ...] = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
 if hasattr(ast, "TryStar"):
     _BLOCKS = _BLOCKS + (ast.TryStar,)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -127,13 +131,15 @@ class _Function:
             code += "\n"
         self.header = "if 1:\n" if code[:1].isspace() else ""
         self.wrapper = cst.parse_module(self.header + code)
-        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[attr-defined]
+        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[union-attr]
         self.node = next(n for n in body if isinstance(n, cst.FunctionDef))
         self.code = code
 
-    def with_node(self, node: object) -> str:
+    def with_node(self, node: cst.FunctionDef) -> str:
         """The function's source with `node` in place of the parsed one."""
-        return self.wrapper.deep_replace(self.node, node).code[len(self.header):]  # type: ignore[arg-type,union-attr]
+        replaced = self.wrapper.deep_replace(self.node, node)
+        assert isinstance(replaced, cst.Module)
+        return replaced.code[len(self.header):]
 
 
 def _gate(rule: Rule, versions: dict[str, str | None]) -> str | None:
@@ -179,7 +185,7 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
             outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=version))
         elif result.status == APPLIED and (result.node is not None or result.code is not None):
             try:
-                code = result.code if result.code is not None else function.with_node(result.node)
+                code = result.code if result.code is not None else function.with_node(result.node)  # type: ignore[arg-type]
                 function = _Function(code)
             except Exception as error:
                 reason = f"the edit {rule.edit.kind} produced code libcst cannot parse: {error}"

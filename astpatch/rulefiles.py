@@ -42,6 +42,7 @@ def load_rule_file(path: str) -> list[Rule]:
     namespace = {"__name__": "astpatch.rulefile", "__file__": path}
     try:
         code = SourceFileLoader("astpatch.rulefile", path).get_code("astpatch.rulefile")
+        assert code is not None
     except OSError as error:
         raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
     except SyntaxError as error:
@@ -50,6 +51,7 @@ def load_rule_file(path: str) -> list[Rule]:
         exec(code, namespace)
     except Exception as error:
         raise RuleFileError(f"rule file {path} failed to load: {type(error).__name__}: {error}") from None
+    rules: object
     if "RULES" in namespace:
         rules = namespace["RULES"]
         if not isinstance(rules, (list, tuple)):
@@ -58,11 +60,13 @@ def load_rule_file(path: str) -> list[Rule]:
         rules = [namespace["RULE"]]
     else:
         raise RuleFileError(f"rule file {path} defines neither RULES nor RULE")
+    checked: list[Rule] = []
     for rule in rules:
         if not isinstance(rule, Rule):
             raise RuleFileError(f"rule file {path}: {rule!r} is not an astpatch.Rule")
         rule.origin = path
-    return list(rules)
+        checked.append(rule)
+    return checked
 
 
 def load_rules(sources: list, report) -> list[Rule]:  # type: ignore[no-untyped-def]

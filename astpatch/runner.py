@@ -13,7 +13,6 @@ import runpy
 import sys
 
 
-
 def run_program(program: list[str], *, rule_ids: list[str] | None, strict: bool, rule_paths: list[str]) -> int:
     from . import config
     from .cli import UsageError, load_rules, select

@@ -85,7 +85,7 @@ def moved_start(line_count: int, spans: list[Span]) -> int:
     return end + 3
 
 
-class PatchedLines(list):  # type: ignore[type-arg]
+class PatchedLines(list):
     """The patched text of a module, as `linecache` holds it, built when first read.
 
     Splitting a large module into lines costs more than loading its code from the cache, and
@@ -129,4 +129,4 @@ class PatchedLines(list):  # type: ignore[type-arg]
         self._fill()
         return list.__eq__(self, other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # like list: unhashable

@@ -235,7 +235,7 @@ def main() -> int:
             steps = [
                 ("warm", lambda: run_child(py210, IMPORT_ASTPATCH.format(cache=warm_cache), importtime=True)),
                 ("plain", lambda: run_child(py210, IMPORT_PLAIN, importtime=True)),
-                ("cold", lambda: run_child(py210, IMPORT_ASTPATCH.format(cache=cold_cache), importtime=True)),
+                ("cold", lambda cache=cold_cache: run_child(py210, IMPORT_ASTPATCH.format(cache=cache), importtime=True)),
             ]
             for name, step in rotated(steps, r):
                 data, stderr, wall = step()

@@ -179,10 +179,10 @@ def pytest_sessionfinish(session):
     if not target or not _fault_results:
         return
     rows = ["| concern | case | result |", "|---|---|---|"]
-    for nodeid, (concern, name, outcome) in _fault_results.items():
+    for nodeid, (concern, name, result) in _fault_results.items():
         case = _fault_cases.get(nodeid, name)
         param = name[name.index("[") :] if "[" in name else ""
-        rows.append(f"| {concern} | {case}{' ' + param if param else ''} | {outcome} |")
+        rows.append(f"| {concern} | {case}{' ' + param if param else ''} | {result} |")
     Path(target).write_text("\n".join(rows) + "\n")
 
 

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import textwrap
 import zipfile
 
 import pytest

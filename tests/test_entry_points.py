@@ -7,7 +7,6 @@ environment, which sees astpatch and its dependencies through a .pth file.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import sysconfig

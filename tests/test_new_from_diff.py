@@ -111,8 +111,8 @@ def test_a_rule_per_function_written_and_applied_where_lines_drifted(project):
     upstream_start = int(make_diff(UPSTREAM_BEFORE, UPSTREAM_AFTER).split("@@ -")[1].split(",")[0])
     assert f"@@ -{upstream_start + DRIFT.count(chr(10))}," in diff  # the same hunk, moved down by the drift
 
-    code = ("import astpatch; astpatch.install(rules=[%r]); from pkgfix.core import Parser, helper; "
-            "print(Parser().parse(' 0x1_0 '), helper(None), [o.status for o in astpatch.applied()])" % str(project.rules))
+    code = (f"import astpatch; astpatch.install(rules=[{str(project.rules)!r}]); from pkgfix.core import Parser, helper; "
+            "print(Parser().parse(' 0x1_0 '), helper(None), [o.status for o in astpatch.applied()])")
     result = project.python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "16 None ['applied', 'applied']"

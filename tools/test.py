@@ -10,7 +10,10 @@ Tiers:
 - torch210 (slow): real torch 2.10.0, the release with the bug, including torch.compile;
 - torch213 (slow): real torch 2.13.0, where upstream has the fix;
 - wheels (slow the first time: downloads): the shipped rules against the released torch wheels
-  around each upstream fix (2.9.1, 2.10.0, 2.11.0, 2.13.0), read from the wheel files.
+  around each upstream fix (2.9.1, 2.10.0, 2.11.0, 2.13.0), read from the wheel files;
+- lint: ruff and mypy (configured in pyproject.toml);
+- benchmark: `benchmarks/run.py --quick`, which proves the benchmark still works (its figures
+  are not checked: speed is judged from a full run, never by assertions).
 
 Each tier runs in its own virtual environment under .venvs/, created on first use and reused
 (see tools/venvs.py), with this checkout installed into it as a regular wheel install, and
@@ -43,6 +46,8 @@ TIERS = {
     "torch210": ("torch210", "3.11", "torch210"),
     "torch213": ("torch213", "3.11", "torch213"),
     "wheels": ("engine", "3.11", "wheels"),
+    "lint": ("engine", "3.11", ""),
+    "benchmark": ("torch210", "3.11", ""),
 }
 
 
@@ -60,6 +65,23 @@ def counts(output: str) -> tuple[int, int]:
     return number("passed"), number("failed") + number("error")
 
 
+def run_tool(name: str, python: str, started: float) -> tuple[str, int, int, float]:
+    """The tiers that are not pytest: ruff and mypy; the benchmark's quick mode."""
+    log = lambda m: print(f"[{name}] {m}", flush=True)  # noqa: E731
+    if name == "lint":
+        venv = venvs.ensure("engine", python, log=log)
+        bin_dir = venvs.bin_python(venv).parent
+        commands = [[str(bin_dir / "ruff"), "check", "."], [str(bin_dir / "mypy")]]
+    else:
+        commands = [[sys.executable, str(venvs.ROOT / "benchmarks" / "run.py"), "--quick"]]
+    passed = failed = 0
+    for command in commands:
+        log(" ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)))
+        result = subprocess.run(command, cwd=str(venvs.ROOT))
+        passed, failed = (passed + 1, failed) if result.returncode == 0 else (passed, failed + 1)
+    return ("ok" if failed == 0 else "failed"), passed, failed, time.monotonic() - started
+
+
 def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
     requirements, version, marks = TIERS[name]
     python = venvs.find_python(version)
@@ -67,6 +89,8 @@ def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
         print(f"[{name}] NOT RUN: no CPython {version} found (PATH or pyenv)", flush=True)
         return "missing", 0, 0, 0.0
     started = time.monotonic()
+    if name in ("lint", "benchmark"):
+        return run_tool(name, python, started)
     env = dict(os.environ)
     if name == "engine-3.11":
         env["ASTPATCH_FAULT_MATRIX"] = str(venvs.VENV_DIR / "fault-matrix.md")
