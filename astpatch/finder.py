@@ -14,6 +14,7 @@ from importlib.machinery import SourceFileLoader
 
 from . import outcome as oc
 from .loader import PatchingLoader
+from .messages import trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +70,10 @@ class PatchingFinder:
         finally:
             busy.discard(fullname)
         if spec is None:
+            trace(f"{fullname}: targeted, but no finder finds it")
             return None
+        trace(f"{fullname}: targeted by {', '.join(r.id for r in self._installation.rules_for(fullname))}; "
+              f"found by {type(spec.loader).__name__} at {spec.origin}")
         if type(spec.loader) is SourceFileLoader and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._installation)
             return spec

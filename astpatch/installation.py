@@ -212,9 +212,9 @@ def install(
             installation.add_indexed_plugins(indexed)
         else:
             installation.finder.discover_first()
+        trace(f"install(): {len(installation.rules)} rules for {sorted(installation.targets)}, cache {cache.directory}")
         sys.meta_path.insert(0, installation.finder)
         _current = installation
-        trace(f"install(): {len(installation.rules)} rules for {sorted(installation.targets)}, cache {cache.directory}")
         for module in sorted(installation.targets & sys.modules.keys()):
             # Imported too early to be rewritten: patch its live functions if that is sound.
             from .live import patch_imported_module

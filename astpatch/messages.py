@@ -76,4 +76,10 @@ def warn(message: str, *, strict: bool = False) -> None:
     trace(message)
     if strict:
         raise AstpatchError(message)
+    if "logging" in sys.modules:  # also to the program's log, when it has one (never imported for this)
+        import logging
+
+        logger = logging.getLogger("astpatch")
+        if logger.hasHandlers() and not _tracing():
+            logger.warning(message)
     warnings.warn(message, AstpatchWarning, stacklevel=_user_stacklevel())

@@ -28,3 +28,15 @@ def test_installed_astpatch_ships_its_rules_inside_the_package():
     else:
         assert builtin_rules_dir() == os.path.join(os.path.dirname(package), "rules")
     assert os.path.isfile(os.path.join(builtin_rules_dir(), "torch_fxgraph_pickle_valueerror.py"))
+
+
+def test_the_readme_catalogue_is_current():
+    """README.md's rule catalogue is what tools/catalogue.py makes from the shipped rules."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(root / "tools" / "catalogue.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
