@@ -137,6 +137,8 @@ class _Function:
 
     def with_node(self, node: cst.FunctionDef) -> str:
         """The function's source with `node` in place of the parsed one."""
+        import libcst as cst
+
         replaced = self.wrapper.deep_replace(self.node, node)
         assert isinstance(replaced, cst.Module)
         return replaced.code[len(self.header):]

@@ -72,6 +72,28 @@ RULE = Rule(
 '''
 
 
+def install_dist(site: Path, name: str, version: str) -> Path:
+    """Write `<name>-<version>.dist-info/METADATA` into `site`, as an installed distribution has.
+
+    A later call for the same name rewrites the version in place (same directory name), as the
+    tests that change an installed version need.
+    """
+    existing = sorted(site.glob(f"{name}-*.dist-info"))
+    dist = existing[0] if existing else site / f"{name}-{version}.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
+    return dist
+
+
+def require_torch(version: str) -> None:
+    """Fail (not skip) when the torch tests run without the torch release they are about."""
+    from astpatch.distributions import installed_version
+
+    found = installed_version("torch")
+    if found is None or not found.startswith(version):
+        pytest.fail(f"these tests need torch {version} installed, found {found}; run `python3 tools/test.py`")
+
+
 @pytest.fixture
 def modules(tmp_path, monkeypatch):
     """Write modules into a fresh sys.path entry; forget them from sys.modules afterwards."""

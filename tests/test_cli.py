@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import PICKLER_SOURCE, RULE_FILE, clean_env
+from conftest import PICKLER_SOURCE, RULE_FILE, clean_env, install_dist
 
 GATED_RULE = RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream=')
 FIXED_SOURCE = PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
@@ -23,9 +23,7 @@ class Env:
         self.site = tmp_path / "site"
         self.site.mkdir()
         (self.site / "pickler.py").write_text(PICKLER_SOURCE)
-        dist = self.site / "pickledist-1.2.dist-info"
-        dist.mkdir()
-        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.2\n\n")
+        install_dist(self.site, "pickledist", "1.2")
         self.rules = tmp_path / "rules"
         self.rules.mkdir()
         (self.rules / "pickler_rule.py").write_text(GATED_RULE)

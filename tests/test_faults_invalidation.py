@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import PICKLER_SOURCE, RULE_FILE
+from conftest import PICKLER_SOURCE, RULE_FILE, install_dist
 from scenario import PATCHED, UPSTREAM, Scenario
 
 
@@ -34,9 +34,7 @@ def test_the_rules_edit_changed(tmp_path):
 def test_the_rules_gate_changed(tmp_path):
     """A rule's gate changes to exclude the installed version."""
     s = Scenario(tmp_path)
-    dist = s.site / "pickledist-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0\n\n")
+    install_dist(s.site, "pickledist", "1.0")
     s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream='))
     s.run().assert_patched(from_cache=False)
     s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=2",\n    upstream='))
@@ -47,12 +45,10 @@ def test_the_rules_gate_changed(tmp_path):
 def test_the_installed_distribution_changed(tmp_path):
     """The gated distribution's version changes with the source left alone."""
     s = Scenario(tmp_path)
-    dist = s.site / "pickledist-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0\n\n")
+    install_dist(s.site, "pickledist", "1.0")
     s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist<2",\n    upstream='))
     s.run().assert_patched(from_cache=False)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 2.0\n\n")
+    install_dist(s.site, "pickledist", "2.0")
     run = s.run()
     assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
 

@@ -20,7 +20,7 @@ from astpatch import outcome as oc
 from astpatch.finder import PatchingFinder
 from astpatch.loader import PatchingLoader
 
-from conftest import PICKLER_SOURCE, rule
+from conftest import PICKLER_SOURCE, install_dist, rule
 
 
 class Unpicklable:
@@ -266,9 +266,7 @@ def test_rule_files_and_bad_rule_files(tmp_path, hook, modules):
 
 def test_the_warning_names_the_installed_version(modules, hook):
     modules("pickler", PICKLER_SOURCE)
-    dist = modules.root / "pickledist-1.4.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.4\n\n")
+    install_dist(modules.root, "pickledist", "1.4")
     hook(rules=[rule(target="Pickler.gone", gate="pickledist>=1")])
     with pytest.warns(astpatch.AstpatchWarning, match=r"not applied to pickler \(pickledist 1\.4\): Pickler\.gone is not"):
         import pickler  # noqa: F401

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import clean_env
+from conftest import clean_env, install_dist
 
 UPSTREAM_BEFORE = '''\
 import re
@@ -64,9 +64,7 @@ class Project:
         (self.site / "pkgfix").mkdir(parents=True)
         (self.site / "pkgfix" / "__init__.py").write_text("")
         (self.site / "pkgfix" / "core.py").write_text(installed)
-        dist = self.site / "pkgfix-1.0.dist-info"
-        dist.mkdir()
-        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pkgfix\nVersion: 1.0\n\n")
+        install_dist(self.site, "pkgfix", "1.0")
         self.diff = tmp_path / "fix.diff"
         self.diff.write_text(make_diff(UPSTREAM_BEFORE, UPSTREAM_AFTER))
         self.rules = tmp_path / "rules"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, run_python
+from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, install_dist, run_python
 
 INSTALL_ONLY = '''
 import json, sys
@@ -99,12 +99,10 @@ def test_an_unknown_switch_value_is_reported(tmp_path):
 
 def test_gate_reads_the_installed_version(tmp_path):
     site, rules = setup(tmp_path)
-    dist = site / "pickledist-0.5.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 0.5\n\n")
+    install_dist(site, "pickledist", "0.5")
     code = PROBE.format(rules=str(rules)) + "print(astpatch.applied()[0].reason)\n"
     out = check(run_python(code, env=env_with_site(site)))
     assert out.split("\n")[0] == "upstream"
     assert "pickledist 0.5 is outside the gate pickledist>=1" in out
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pickledist\nVersion: 1.0a0+git123\n\n")
+    install_dist(site, "pickledist", "1.0a0+git123")
     assert check(run_python(code, env=env_with_site(site))).split("\n")[0] == "patched"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import check, clean_env
+from conftest import check, clean_env, require_torch
 from torch_probes import COMPILE, INSPECT, PICKLER
 
 pytestmark = pytest.mark.torch210
@@ -22,11 +22,7 @@ PYBIND11_RULE = "torch-fxgraph-cache-key-pybind11-runtimeerror"
 
 @pytest.fixture(autouse=True, scope="module")
 def real_torch_210():
-    from astpatch.distributions import installed_version
-
-    version = installed_version("torch")
-    if version is None or not version.startswith("2.10.0"):
-        pytest.fail(f"these tests need torch 2.10.0 installed, found {version}; run `python3 tools/test.py`")
+    require_torch("2.10.0")
 
 
 def run(program: str, *args: str) -> dict:

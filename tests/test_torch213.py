@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import check, clean_env
+from conftest import check, clean_env, require_torch
 from torch_probes import INSPECT, PICKLER
 
 pytestmark = pytest.mark.torch213
@@ -17,11 +17,7 @@ RULE_ID = "torch-fxgraph-cache-key-valueerror"
 
 @pytest.fixture(autouse=True, scope="module")
 def real_torch_213():
-    from astpatch.distributions import installed_version
-
-    version = installed_version("torch")
-    if version is None or not version.startswith("2.13.0"):
-        pytest.fail(f"these tests need torch 2.13.0 installed, found {version}; run `python3 tools/test.py`")
+    require_torch("2.13.0")
 
 
 def run(program: str, *args: str) -> subprocess.CompletedProcess:
