@@ -13,19 +13,15 @@ import os
 import sys
 
 
+_SEPARATORS = str.maketrans("_.", "--")
+
+
 def normalize(name: str) -> str:
     """PEP 503 normalisation: `Foo_Bar.baz` and `foo-bar-baz` are one name."""
-    out = []
-    previous_sep = False
-    for ch in name.lower():
-        if ch in "-_.":
-            if not previous_sep:
-                out.append("-")
-            previous_sep = True
-        else:
-            out.append(ch)
-            previous_sep = False
-    return "".join(out)
+    name = name.lower().translate(_SEPARATORS)
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
 
 
 # Per sys.path entry: its mtime and {normalized distribution name: metadata directory name}.

@@ -171,9 +171,12 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
         return [_not_selected_or(rule, module, versions, oc.FAILED, reason) for rule in rules], None
 
     outcomes = []
+    edited: str | None = None  # the source after the last applied edit, parsed only if another edit follows
     for rule in rules:
         version = _version(rule, versions)
         try:
+            if edited is not None:
+                function, edited = _Function(edited), None
             result = rule.edit.apply(Target(function.node, qualname, module, function.code))
         except Exception as error:  # a broken edit must not break the import
             reason = f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}"
@@ -186,19 +189,21 @@ def _edit_function(lines: list[str], definition: _Definition, qualname: str, mod
         if outside is not None:
             outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=version))
         elif result.status == APPLIED and (result.node is not None or result.code is not None):
-            try:
-                code = result.code if result.code is not None else function.with_node(result.node)  # type: ignore[arg-type]
-                function = _Function(code)
-            except Exception as error:
-                reason = f"the edit {rule.edit.kind} produced code libcst cannot parse: {error}"
-                outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, reason, version=version))
-                continue
+            candidate = result.code if result.code is not None else function.with_node(result.node)  # type: ignore[arg-type]
+            if result.code is not None:
+                try:
+                    _Function(candidate)  # text from an edit: it must still be one function libcst reads
+                except Exception as error:
+                    reason = f"the edit {rule.edit.kind} produced code libcst cannot parse: {error}"
+                    outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, reason, version=version))
+                    continue
+            edited = candidate
             outcomes.append(oc.Outcome(rule.id, module, oc.APPLIED, result.reason, version=version))
         else:
             outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, f"the edit does not apply: {result.reason}",
                                        version=version))
 
-    code = function.code
+    code = edited if edited is not None else function.code
     if code == original or (code == original + "\n" and not original.endswith("\n")):
         return outcomes, None
     new_lines = split_lines(code)
