@@ -55,15 +55,19 @@ import astpatch
 from astpatch.edits import Target
 from astpatch.rulefiles import builtin_rules_dir, load_rules
 from astpatch.sources import locate
-rule = next(r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}")
+rules = [r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}"]
 path = locate("{MODULE}")
 text = open(path, encoding="utf-8").read()
 started = time.perf_counter()
 module = cst.parse_module(text)
-cls = next(n for n in module.body if isinstance(n, cst.ClassDef) and n.name.value == "FxGraphCachePickler")
-fn = next(n for n in cls.body.body if isinstance(n, cst.FunctionDef) and n.name.value == "dumps")
-result = rule.edit.apply(Target(fn, rule.target, rule.module))
-patched = module.deep_replace(fn, result.node).code
+statuses = []
+for rule in rules:
+    cls = next(n for n in module.body if isinstance(n, cst.ClassDef) and n.name.value == "FxGraphCachePickler")
+    fn = next(n for n in cls.body.body if isinstance(n, cst.FunctionDef) and n.name.value == "dumps")
+    result = rule.edit.apply(Target(fn, rule.target, rule.module))
+    statuses.append(result.status)
+    module = module.deep_replace(fn, result.node)
+patched = module.code
 code = compile(patched, path, "exec", dont_inherit=True)
 naive = time.perf_counter() - started
 
@@ -72,12 +76,12 @@ from astpatch.cache import Cache
 from astpatch.installation import Installation
 from astpatch.loader import build
 from importlib.machinery import SourceFileLoader
-installation = Installation([rule], Cache(None), strict=False, active=False)
+installation = Installation(rules, Cache(None), strict=False, active=False)
 source = open(path, "rb").read()
 started = time.perf_counter()
-build("{MODULE}", path, source, [rule], installation, upstream=lambda: SourceFileLoader("{MODULE}", path).get_code("{MODULE}"))
+build("{MODULE}", path, source, rules, installation, upstream=lambda: SourceFileLoader("{MODULE}", path).get_code("{MODULE}"))
 ours = time.perf_counter() - started
-print(json.dumps({{"naive": naive, "astpatch": ours, "status": result.status}}))
+print(json.dumps({{"naive": naive, "astpatch": ours, "statuses": statuses}}))
 """
 
 INSTALL_COST = """
@@ -87,12 +91,12 @@ import astpatch
 imported = time.perf_counter()
 astpatch.install(cache_dir=False)
 installed = time.perf_counter()
+heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "torch") if m in sys.modules]
 import os, timeit
 line = 'import os; os.environ.get("ASTPATCH_AUTOINSTALL") and __import__("astpatch._autoinstall")'
 os.environ.pop("ASTPATCH_AUTOINSTALL", None)
 pth = min(timeit.repeat(line, number=10000, repeat=5)) / 10000
-print(json.dumps({"import": imported - started, "install": installed - imported, "pth": pth,
-                  "heavy": [m for m in ("libcst", "importlib.metadata", "packaging", "torch") if m in sys.modules]}))
+print(json.dumps({"import": imported - started, "install": installed - imported, "pth": pth, "heavy": heavy}))
 """
 
 FINDER_COST = """
@@ -105,6 +109,7 @@ def per_call(stmt, globals, number):
 lookups = {number} // 100
 without = per_call("find('json.decoder', None)", {{"find": bootstrap._find_spec}}, lookups)
 handle = astpatch.install(cache_dir=False)
+import fractions  # the first import after install(): without a cache, entry points are read here
 finder = handle.finder
 direct = per_call("f('json.decoder', None)", {{"f": finder.find_spec}}, {number})
 with_finder = per_call("find('json.decoder', None)", {{"find": bootstrap._find_spec}}, lookups)
@@ -245,11 +250,11 @@ def main() -> int:
                 s.add(f"{name} process", wall)
                 s.add(f"{name} libcst", importtime(stderr, "libcst")[1] if name == "cold" else 0.0)
             detail, _, _ = run_child(py210, COLD_DETAIL.format(cache=os.path.join(tmp, f"detail{r}")))
-            assert detail is not None and detail["outcomes"] == ["applied"], detail
+            assert detail is not None and set(detail["outcomes"]) == {"applied"}, detail
             for step_name, seconds in {**detail["rewrite"], **detail["timings"]}.items():
                 s.add(f"cold {step_name}", seconds)
             naive, _, _ = run_child(py210, NAIVE)
-            assert naive is not None and naive["status"] == "applied", naive
+            assert naive is not None and set(naive["statuses"]) == {"applied"}, naive
             s.add("naive whole-module", naive["naive"])
             s.add("astpatch function-only", naive["astpatch"])
             install, _, _ = run_child(py210, INSTALL_COST)
@@ -322,7 +327,8 @@ def report(s: Series, rounds: int) -> None:
         ("call: runtime wrapper vs patched dumps", s.cell("call wrapper", us, "us"), s.cell("call astpatch", us, "us"),
          f"x{wrapper_ratio:.3f}", "> 1 (wrapper slower)"),
     ]
-    print(f"\nastpatch benchmark: CPython {platform.python_version()}, torch 2.10.0 (2.13.0 for upstream's fix)")
+    print(f"\nastpatch benchmark: CPython {platform.python_version()}, torch 2.10.0 (2.13.0 for upstream's fix), "
+          "the two shipped rules applied to torch._inductor.codecache")
     print(f"machine: {machine()}")
     print(f"{rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
     widths = [max(len(str(row[i])) for row in rows + [("measure", "astpatch", "baseline", "added / ratio", "target")])

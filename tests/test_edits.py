@@ -210,3 +210,23 @@ def test_fingerprint_changes_with_the_parameters():
     b = astpatch.AddExceptTypes(add=("ValueError", "KeyError"), converts_to="Bypass")
     assert a.fingerprint() != b.fingerprint()
     assert a == astpatch.AddExceptTypes(add="ValueError", converts_to="Bypass")
+
+
+def test_clauses_inside_nested_blocks_are_found():
+    outcome, after = apply('''
+        def f(x):
+            if x:
+                pass
+            elif x > 1:
+                pass
+            else:
+                with open(x) as handle:
+                    for line in handle:
+                        try:
+                            g(line)
+                        except TypeError as e:
+                            if e:
+                                raise Bypass() from e
+    ''')
+    assert outcome.status == oc.APPLIED
+    assert "except (TypeError, ValueError) as e:" in after

@@ -134,7 +134,7 @@ def test_astpatch_diff_shows_exactly_upstreams_fix():
         '+                raise BypassFxGraphCache("Failed to pickle cache key") from e',
         "+            raise",
     ]
-    assert lines[2] == "@@ -624,7 +624,14 @@"
+    assert lines[2] == "@@ -624,10 +624,17 @@"
 
 
 def test_torch_imported_before_install_gets_the_fix_on_the_live_function(tmp_path):
