@@ -289,7 +289,6 @@ def _statements(block: cst.BaseSuite | cst.CSTNode) -> Iterator[cst.CSTNode]:
     Only statements are visited, not every expression: libcst's `.children` runs a visitor, and
     walking a whole function through it costs milliseconds at import time.
     """
-    import libcst as cst
 
     body = getattr(block, "body", ())
     if not isinstance(body, (list, tuple)):
