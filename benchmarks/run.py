@@ -32,8 +32,38 @@ MODULE = "torch._inductor.codecache"
 
 # -- the programs each fresh process runs -------------------------------------------------------
 
-IMPORT_PLAIN = f"import {MODULE}"
-IMPORT_ASTPATCH = f"import astpatch; astpatch.install(cache_dir={{cache!r}}); import {MODULE}"
+# Import the module, timing its loader's get_code (the work astpatch adds to) as well.
+IMPORT_PLAIN = f"""
+import json, time
+from importlib.machinery import SourceFileLoader
+spent = {{}}
+original = SourceFileLoader.get_code
+def get_code(self, name):
+    started = time.perf_counter()
+    try:
+        return original(self, name)
+    finally:
+        spent.setdefault(name, time.perf_counter() - started)
+SourceFileLoader.get_code = get_code
+import {MODULE}
+print(json.dumps({{"get_code": spent["{MODULE}"]}}))
+"""
+IMPORT_ASTPATCH = f"""
+import json, time
+import astpatch, astpatch.loader
+spent = {{{{}}}}
+original = astpatch.loader.PatchingLoader.get_code
+def get_code(self, name):
+    started = time.perf_counter()
+    try:
+        return original(self, name)
+    finally:
+        spent.setdefault(name, time.perf_counter() - started)
+astpatch.loader.PatchingLoader.get_code = get_code
+astpatch.install(cache_dir={{cache!r}})
+import {MODULE}
+print(json.dumps({{{{"get_code": spent["{MODULE}"]}}}}))
+"""
 
 COLD_DETAIL = f"""
 import json, sys
@@ -244,11 +274,12 @@ def main() -> int:
             ]
             for name, step in rotated(steps, r):
                 data, stderr, wall = step()
+                assert data is not None
+                s.add(f"{name} get_code", data["get_code"])
                 own, cumulative = importtime(stderr, MODULE)
                 s.add(f"{name} self", own)
                 s.add(f"{name} cumulative", cumulative)
                 s.add(f"{name} process", wall)
-                s.add(f"{name} libcst", importtime(stderr, "libcst")[1] if name == "cold" else 0.0)
             detail, _, _ = run_child(py210, COLD_DETAIL.format(cache=os.path.join(tmp, f"detail{r}")))
             assert detail is not None and set(detail["outcomes"]) == {"applied"}, detail
             for step_name, seconds in {**detail["rewrite"], **detail["timings"]}.items():
@@ -283,9 +314,10 @@ def main() -> int:
 
 def report(s: Series, rounds: int) -> None:
     ms, us, ns = 1e3, 1e6, 1e9
-    warm_added = paired_added(s, "warm self", "plain self")
-    cold_added = paired_added(s, "cold cumulative", "plain cumulative")
-    libcst = s.median("cold libcst")
+    warm_added = paired_added(s, "warm get_code", "plain get_code")
+    warm_self_added = paired_added(s, "warm self", "plain self")
+    cold_added = paired_added(s, "cold get_code", "plain get_code")
+    libcst = s.median("cold libcst import")
     rest = cold_added - libcst
     steps = ("libcst import", "locate", "edit", "compile", "upstream code", "cache write")
     speedup = s.median("naive whole-module") / s.median("astpatch function-only")
@@ -296,13 +328,15 @@ def report(s: Series, rounds: int) -> None:
     finder_added = s.median("find_spec via import system, with") - s.median("find_spec via import system, without")
 
     rows = [
-        ("warm import: codecache self time", s.cell("warm self", ms, "ms"), s.cell("plain self", ms, "ms"),
+        ("warm import: codecache's get_code", s.cell("warm get_code", ms, "ms"), s.cell("plain get_code", ms, "ms"),
          f"+{warm_added * ms:.3f} ms", "<= +0.5 ms, no libcst"),
+        ("warm import: codecache self time", s.cell("warm self", ms, "ms"), s.cell("plain self", ms, "ms"),
+         f"+{warm_self_added * ms:.3f} ms", "(-X importtime)"),
         ("warm import: process total", s.cell("warm process", 1, "s"), s.cell("plain process", 1, "s"),
          f"x{s.median('warm process') / s.median('plain process'):.3f}", ""),
-        ("cold import: codecache cumulative", s.cell("cold cumulative", ms, "ms"), s.cell("plain cumulative", ms, "ms"),
+        ("cold import: codecache's get_code", s.cell("cold get_code", ms, "ms"), s.cell("plain get_code", ms, "ms"),
          f"+{cold_added * ms:.1f} ms", "<= +200 ms"),
-        ("  of which libcst import", s.cell("cold libcst", ms, "ms"), "", f"{libcst * ms:.1f} ms", ""),
+        ("  of which libcst import", s.cell("cold libcst import", ms, "ms"), "", f"{libcst * ms:.1f} ms", ""),
         ("  of which everything else", "", "", f"{rest * ms:.1f} ms", "< 20 ms"),
     ]
     for step in steps:
