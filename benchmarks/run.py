@@ -33,37 +33,30 @@ MODULE = "torch._inductor.codecache"
 # -- the programs each fresh process runs -------------------------------------------------------
 
 # Import the module, timing its loader's get_code (the work astpatch adds to) as well.
-IMPORT_PLAIN = f"""
+_TIMED_IMPORT = """
 import json, time
-from importlib.machinery import SourceFileLoader
+{setup}
 spent = {{}}
-original = SourceFileLoader.get_code
+original = {loader}.get_code
 def get_code(self, name):
     started = time.perf_counter()
     try:
         return original(self, name)
     finally:
         spent.setdefault(name, time.perf_counter() - started)
-SourceFileLoader.get_code = get_code
-import {MODULE}
-print(json.dumps({{"get_code": spent["{MODULE}"]}}))
+{loader}.get_code = get_code
+{install}
+import {module}
+print(json.dumps({{"get_code": spent["{module}"]}}))
 """
-IMPORT_ASTPATCH = f"""
-import json, time
-import astpatch, astpatch.loader
-spent = {{{{}}}}
-original = astpatch.loader.PatchingLoader.get_code
-def get_code(self, name):
-    started = time.perf_counter()
-    try:
-        return original(self, name)
-    finally:
-        spent.setdefault(name, time.perf_counter() - started)
-astpatch.loader.PatchingLoader.get_code = get_code
-astpatch.install(cache_dir={{cache!r}})
-import {MODULE}
-print(json.dumps({{{{"get_code": spent["{MODULE}"]}}}}))
-"""
+IMPORT_PLAIN = _TIMED_IMPORT.format(setup="from importlib.machinery import SourceFileLoader",
+                                    loader="SourceFileLoader", install="", module=MODULE)
+
+
+def import_astpatch(cache: str) -> str:
+    return _TIMED_IMPORT.format(setup="import astpatch, astpatch.loader", loader="astpatch.loader.PatchingLoader",
+                                install=f"astpatch.install(cache_dir={cache!r})", module=MODULE)
+
 
 COLD_DETAIL = f"""
 import json, sys
@@ -262,15 +255,15 @@ def main() -> int:
     s = Series()
     with tempfile.TemporaryDirectory() as tmp:
         warm_cache = os.path.join(tmp, "warm")
-        run_child(py210, IMPORT_ASTPATCH.format(cache=warm_cache))  # fill the cache; warms __pycache__ too
+        run_child(py210, import_astpatch(warm_cache))  # fill the cache; warms __pycache__ too
         run_child(py210, IMPORT_PLAIN)
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
             cold_cache = os.path.join(tmp, f"cold{r}")
             steps = [
-                ("warm", lambda: run_child(py210, IMPORT_ASTPATCH.format(cache=warm_cache), importtime=True)),
+                ("warm", lambda: run_child(py210, import_astpatch(warm_cache), importtime=True)),
                 ("plain", lambda: run_child(py210, IMPORT_PLAIN, importtime=True)),
-                ("cold", lambda cache=cold_cache: run_child(py210, IMPORT_ASTPATCH.format(cache=cache), importtime=True)),
+                ("cold", lambda cache=cold_cache: run_child(py210, import_astpatch(cache), importtime=True)),
             ]
             for name, step in rotated(steps, r):
                 data, stderr, wall = step()

@@ -142,10 +142,13 @@ def hook(tmp_path):
     outcome._record.clear()
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess: no astpatch settings from outside the test."""
+def clean_env(site: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment for a subprocess: no astpatch settings from outside the test, and `site`
+    (a directory of modules the test wrote) first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
     env.update(extra)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     return env
 
 

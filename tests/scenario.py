@@ -8,7 +8,6 @@ AstpatchWarnings (read from stderr, where Python prints them).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,9 +85,7 @@ class Scenario:
         return [sys.executable, *python_args, "-c", program]
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = clean_env(**extra)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.site), env.get("PYTHONPATH", "")]))
-        return env
+        return clean_env(site=self.site, **extra)
 
     def run(self, *python_args: str, before: str = "", after: str = "", install_args: str | None = None,
             read_only: tuple[Path, ...] = (), timeout: float = 120, **env: str) -> Run:

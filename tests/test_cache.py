@@ -5,7 +5,6 @@ Faults, invalidation and security are in the test_faults_*.py modules."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -35,8 +34,7 @@ def project(tmp_path):
     cache = tmp_path / "cache"
 
     def run(*args: str, **env: str) -> dict:
-        environment = clean_env(**env)
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH", "")]))
+        environment = clean_env(site=site, **env)
         result = run_python(PROBE.format(rules=str(rules), cache=str(cache)), *args, env=environment)
         out = check(result)
         data = json.loads(out.splitlines()[-1])

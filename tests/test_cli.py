@@ -30,8 +30,8 @@ class Env:
         self.cache = tmp_path / "cache"
 
     def run(self, *args: str, extra_env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-        env = clean_env(ASTPATCH_RULES=str(self.rules), ASTPATCH_CACHE_DIR=str(self.cache), **(extra_env or {}))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.site), env.get("PYTHONPATH", "")]))
+        env = clean_env(site=self.site, ASTPATCH_RULES=str(self.rules), ASTPATCH_CACHE_DIR=str(self.cache),
+                        **(extra_env or {}))
         return subprocess.run([sys.executable, "-m", "astpatch", *args], capture_output=True, text=True, env=env,
                               cwd=cwd or self.tmp, timeout=300)
 

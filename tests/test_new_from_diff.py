@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import subprocess
 import sys
 
@@ -70,9 +69,7 @@ class Project:
         self.rules = tmp_path / "rules"
 
     def env(self) -> dict:
-        env = clean_env(ASTPATCH_CACHE_DIR=str(self.tmp / "cache"))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.site), env.get("PYTHONPATH", "")]))
-        return env
+        return clean_env(site=self.site, ASTPATCH_CACHE_DIR=str(self.tmp / "cache"))
 
     def astpatch(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "astpatch", *args], capture_output=True, text=True,

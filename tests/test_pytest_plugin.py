@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -30,8 +29,7 @@ def project(tmp_path):
     (tests / "conftest.py").write_text("import pickler  # noqa: F401\n")
 
     def pytest_run(*args: str) -> subprocess.CompletedProcess:
-        env = clean_env(ASTPATCH_RULES=str(tmp_path / "rule.py"), ASTPATCH_CACHE_DIR=str(tmp_path / "cache"))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+        env = clean_env(site=site, ASTPATCH_RULES=str(tmp_path / "rule.py"), ASTPATCH_CACHE_DIR=str(tmp_path / "cache"))
         return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tests,
                               capture_output=True, text=True, env=env, timeout=300)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, install_dist, run_python
 
@@ -24,9 +23,7 @@ print(json.dumps({{"heavy": heavy, "events": events}}))
 
 
 def env_with_site(site, **extra):
-    env = clean_env(**extra)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
-    return env
+    return clean_env(site=site, **extra)
 
 
 def setup(tmp_path):

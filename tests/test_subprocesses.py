@@ -43,8 +43,8 @@ def project(tmp_path):
     (tmp_path / "script.py").write_text(SCRIPT)
 
     def run(*command: str, **env: str) -> dict:
-        environment = clean_env(ASTPATCH_RULES=str(tmp_path / "rule.py"), ASTPATCH_CACHE_DIR=str(tmp_path / "cache"), **env)
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH", "")]))
+        environment = clean_env(site=site, ASTPATCH_RULES=str(tmp_path / "rule.py"),
+                                ASTPATCH_CACHE_DIR=str(tmp_path / "cache"), **env)
         result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=environment,
                                 cwd=tmp_path, timeout=300)
         assert result.returncode == 0, result.stderr
