@@ -46,12 +46,9 @@ def load_rules(extra: list[str], only: list[str] | None = None) -> list:
     from .plugins import discover
 
     problems: list[str] = []
-    rules = load([builtin_rules_dir(), *config.rule_paths(), *extra], problems.append)
-    known = {r.id for r in rules}
-    for rule in discover(problems.append)[1]:  # rules from other distributions (entry points)
-        if rule.id not in known:
-            known.add(rule.id)
-            rules.append(rule)
+    # Rules from other distributions (entry points) come last; load_rules keeps the first of an id.
+    plugin_rules = discover(problems.append)[1]
+    rules = load([builtin_rules_dir(), *config.rule_paths(), *extra, *plugin_rules], problems.append)
     for message in problems:
         print(message, file=sys.stderr)
     disabled = config.disabled()

@@ -18,7 +18,7 @@ from .cache import Cache
 from .finder import PatchingFinder
 from .messages import trace, warn
 from .rule import Rule
-from .rulefiles import builtin_rules_dir, load_rules
+from .rulefiles import builtin_rules_dir, duplicate_id, load_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +57,7 @@ class Installation:
                 continue
             if rule.id in known:
                 if known[rule.id] is not rule:
-                    self._report_problem(f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by "
-                                         f"{known[rule.id].origin}; the first one is used.")
+                    self._report_problem(duplicate_id(rule, known[rule.id]))
                 continue
             known[rule.id] = rule
             self.rules.append(rule)
@@ -93,10 +92,7 @@ class Installation:
                 try:
                     self.add_rules(plugin.load())
                 except Exception as error:
-                    self._report_problem(
-                        f"astpatch: the rules of {plugin.distribution} (entry point {plugin.name!r} = "
-                        f"{plugin.value!r}) cannot be loaded: {type(error).__name__}: {error}. The other rules "
-                        f"still apply; report it to {plugin.distribution}.")
+                    self._report_problem(plugin.failed(error))
             self._set_targets()
         return self._by_module.get(module, [])
 

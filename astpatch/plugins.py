@@ -53,6 +53,11 @@ class Plugin:
         self.distribution = distribution
         self.targets = targets
 
+    def failed(self, error: Exception) -> str:
+        """The message for rules of this entry point that cannot be loaded."""
+        return (f"astpatch: the rules of {self.distribution} (entry point {self.name!r} = {self.value!r}) cannot be "
+                f"loaded: {type(error).__name__}: {error}. The other rules still apply; report it to {self.distribution}.")
+
     def load(self) -> list[Rule]:
         """Import the object the entry point names and take its rules; raises on any problem."""
         import importlib
@@ -88,8 +93,7 @@ def discover(report) -> tuple[list[Plugin], list[Rule]]:  # type: ignore[no-unty
         try:
             found = plugin.load()
         except Exception as error:
-            report(f"astpatch: the rules of {dist} (entry point {ep.name!r} = {ep.value!r}) cannot be loaded: "
-                   f"{type(error).__name__}: {error}. The other rules still apply; report it to {dist}.")
+            report(plugin.failed(error))
             continue
         plugin.targets = tuple(sorted({r.module for r in found}))
         plugins.append(plugin)

@@ -12,6 +12,11 @@ import os
 from .rule import Rule
 
 
+def duplicate_id(rule: Rule, first: Rule) -> str:
+    """The message for a rule whose id an earlier rule already has (the first one is used)."""
+    return f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by {first.origin}; the first one is used."
+
+
 class RuleFileError(Exception):
     """A rule file could not be loaded; the message names the file and the problem."""
 
@@ -93,8 +98,7 @@ def load_rules(sources: list, report) -> list[Rule]:  # type: ignore[no-untyped-
         for rule in found:
             if rule.id in seen:
                 if seen[rule.id] is not rule:
-                    report(f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by "
-                           f"{seen[rule.id].origin}; the first one is used.")
+                    report(duplicate_id(rule, seen[rule.id]))
                 continue
             seen[rule.id] = rule
             rules.append(rule)
