@@ -6,34 +6,60 @@
 Rules that target a module are applied when that module is imported: its source is read, the
 target function is edited with libcst (formatting and comments kept), and the result is
 compiled, cached and executed as the module. No wrapper, no extra frame.
+
+This module is the public API. The layers below it are internal (their names start with an
+underscore): `_base` (settings, messages, outcomes, the trusted store), `_model` (rules, edits,
+gates), `_rules` (rule files, entry points, the rule set), `_engine` (locate, rewrite, compile,
+cache, the pipeline), `_inspect` (sources read without importing them, for the command line)
+and `_hook` (finder, loader, installation). The names below load on first use, so
+`import astpatch` costs only what `install()` needs.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._base.version import __version__
 
-from .edits import AddExceptClause, AddExceptTypes, ApplyHunks, Edit, EditResult, Hunk, Target
-from .installation import Installation, applied, install, uninstall
-from .messages import AstpatchError, AstpatchWarning
-from .outcome import Outcome
-from .rule import Rule, RuleError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._base.messages import AstpatchError, AstpatchWarning
+    from ._base.outcomes import Outcome
+    from ._hook.installation import Installation, applied, install, uninstall
+    from ._model.edit import Edit, EditResult, Target
+    from ._model.except_clauses import AddExceptClause, AddExceptTypes
+    from ._model.hunks import ApplyHunks, Hunk
+    from ._model.rule import Rule, RuleError
 
-__all__ = [
-    "AddExceptClause",
-    "AddExceptTypes",
-    "ApplyHunks",
-    "AstpatchError",
-    "AstpatchWarning",
-    "Edit",
-    "EditResult",
-    "Hunk",
-    "Installation",
-    "Outcome",
-    "Rule",
-    "RuleError",
-    "Target",
-    "__version__",
-    "applied",
-    "install",
-    "uninstall",
-]
+# Public name -> the internal module that defines it.
+_EXPORTS = {
+    "AddExceptClause": "._model.except_clauses",
+    "AddExceptTypes": "._model.except_clauses",
+    "ApplyHunks": "._model.hunks",
+    "AstpatchError": "._base.messages",
+    "AstpatchWarning": "._base.messages",
+    "Edit": "._model.edit",
+    "EditResult": "._model.edit",
+    "Hunk": "._model.hunks",
+    "Installation": "._hook.installation",
+    "Outcome": "._base.outcomes",
+    "Rule": "._model.rule",
+    "RuleError": "._model.rule",
+    "Target": "._model.edit",
+    "applied": "._hook.installation",
+    "install": "._hook.installation",
+    "uninstall": "._hook.installation",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'astpatch' has no attribute {name!r}")
+    value = getattr(__import__(__name__ + module, fromlist=[name]), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -13,9 +13,16 @@ environment (ASTPATCH_RULES, ASTPATCH_STRICT, ...), which child processes inheri
 
 from __future__ import annotations
 
-import os
+from ._base import settings
 
-if os.environ.get("ASTPATCH_AUTOINSTALL", "").strip() not in ("", "0"):
-    import astpatch
 
-    astpatch.install()
+def _note(message: str) -> None:
+    from ._base.messages import warn
+
+    warn(message)
+
+
+if settings.flag(settings.AUTOINSTALL, _note):
+    from ._hook.installation import install
+
+    install()

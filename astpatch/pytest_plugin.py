@@ -36,9 +36,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     if not (getattr(early, "astpatch", False) or getattr(early, "astpatch_still_needed", False)
             or early_config.getini("astpatch")):
         return
-    import astpatch
+    from ._hook.installation import install
 
-    early_config._astpatch_installation = astpatch.install()  # type: ignore[attr-defined]
+    early_config._astpatch_installation = install()  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -47,14 +47,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         installation.uninstall()
 
 
+def _print_problem(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
 def _states(config: pytest.Config) -> list:
+    """(rule, outcome) for every rule in force, evaluated on the installed sources, once per session."""
     cached = getattr(config, "_astpatch_states", None)
     if cached is None:
-        from .cli import load_rules
-        from .report import evaluate
-        from .sources import Installed
+        from ._inspect.evaluate import evaluate
+        from ._inspect.sources import Installed
+        from ._rules.ruleset import rules_in_force
 
-        cached = [(rule, state, o) for m in evaluate(load_rules([]), Installed()) for rule, state, o in m.states]
+        rules = rules_in_force([], _print_problem).rules
+        cached = [(rule, o) for m in evaluate(rules, Installed()) for rule, o in m.outcomes]
         config._astpatch_states = cached  # type: ignore[attr-defined]
     return cached
 
@@ -62,29 +70,27 @@ def _states(config: pytest.Config) -> list:
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not _enabled(config):
         return None
-    from .report import DESCRIPTIONS
+    from ._base.outcomes import DESCRIPTIONS
 
     lines = [f"astpatch: {len(_states(config))} rules"]
-    lines += [f"  {rule.id}: {DESCRIPTIONS[state]}" for rule, state, _ in _states(config)]
+    lines += [f"  {rule.id}: {DESCRIPTIONS[o.status]}" for rule, o in _states(config)]
     return lines
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
     if not _enabled(config):
         return
-    import astpatch
-
-    from .report import ALREADY_FIXED
+    from ._base.outcomes import ALREADY_FIXED, recorded
 
     terminalreporter.section("astpatch")
-    outcomes = astpatch.applied()
+    outcomes = recorded()
     for o in outcomes:
         terminalreporter.write_line(f"{o.rule_id} on {o.module}: {o.status}{' (cached)' if o.from_cache else ''}")
     if not outcomes:
         terminalreporter.write_line("no rule met an import in this session")
     if config.getoption("astpatch_still_needed"):
-        for rule, state, o in _states(config):
-            if state == ALREADY_FIXED:
+        for rule, o in _states(config):
+            if o.status == ALREADY_FIXED:
                 terminalreporter.write_line(
                     f"rule {rule.id} is no longer needed: {o.reason}. Delete it ({rule.origin}).", red=True)
 
@@ -93,7 +99,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if not config.getoption("astpatch_still_needed"):
         return
-    from .report import ALREADY_FIXED
+    from ._base.outcomes import ALREADY_FIXED
 
-    if any(state == ALREADY_FIXED for _, state, _ in _states(config)) and session.exitstatus == 0:
+    if any(o.status == ALREADY_FIXED for _, o in _states(config)) and session.exitstatus == 0:
         session.exitstatus = 1

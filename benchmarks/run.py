@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,17 +55,25 @@ IMPORT_PLAIN = _TIMED_IMPORT.format(setup="from importlib.machinery import Sourc
 
 
 def import_astpatch(cache: str) -> str:
-    return _TIMED_IMPORT.format(setup="import astpatch, astpatch.loader", loader="astpatch.loader.PatchingLoader",
+    return _TIMED_IMPORT.format(setup="import astpatch, astpatch._hook.loader", loader="astpatch._hook.loader.PatchingLoader",
                                 install=f"astpatch.install(cache_dir={cache!r})", module=MODULE)
 
 
+# The cold path's steps, timed by the pipeline an import goes through, in a process that has torch
+# loaded as the import of codecache would.
 COLD_DETAIL = f"""
 import json, sys
-import astpatch, astpatch.loader, astpatch.rewrite
-astpatch.install(cache_dir={{cache!r}})
-import {MODULE}
-print(json.dumps({{{{"timings": astpatch.loader.timings, "rewrite": astpatch.rewrite.timings,
-                  "outcomes": [o.status for o in astpatch.applied()]}}}}))
+import torch
+from astpatch._base.store import Store
+from astpatch._engine.cache import Cache
+from astpatch._engine.pipeline import build_file
+from astpatch._inspect.sources import locate
+from astpatch._rules.rulefiles import builtin_rules_dir
+from astpatch._rules.ruleset import load_rules
+rules = [r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}"]
+timings = {{{{}}}}
+built = build_file("{MODULE}", locate("{MODULE}"), rules, Cache(Store({{cache!r}})), timings=timings)
+print(json.dumps({{{{"timings": timings, "outcomes": [o.status for o in built.outcomes]}}}}))
 """
 
 # The same edit done the naive way: the whole module through libcst, then compiled, in a process
@@ -75,9 +84,10 @@ import libcst as cst
 import torch
 from importlib.machinery import PathFinder
 import astpatch
-from astpatch.edits import Target
-from astpatch.rulefiles import builtin_rules_dir, load_rules
-from astpatch.sources import locate
+from astpatch import Target
+from astpatch._inspect.sources import locate
+from astpatch._rules.rulefiles import builtin_rules_dir
+from astpatch._rules.ruleset import load_rules
 rules = [r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}"]
 path = locate("{MODULE}")
 text = open(path, encoding="utf-8").read()
@@ -95,14 +105,11 @@ code = compile(patched, path, "exec", dont_inherit=True)
 naive = time.perf_counter() - started
 
 # astpatch's own cold path in the same conditions (no cache), libcst already imported.
-from astpatch.cache import Cache
-from astpatch.installation import Installation
-from astpatch.loader import build
-from importlib.machinery import SourceFileLoader
-installation = Installation(rules, Cache(None), strict=False, active=False)
-source = open(path, "rb").read()
+from astpatch._base.store import Store
+from astpatch._engine.cache import Cache
+from astpatch._engine.pipeline import build_file
 started = time.perf_counter()
-build("{MODULE}", path, source, rules, installation, upstream=lambda: SourceFileLoader("{MODULE}", path).get_code("{MODULE}"))
+build_file("{MODULE}", path, rules, Cache(Store(None)))
 ours = time.perf_counter() - started
 print(json.dumps({{"naive": naive, "astpatch": ours, "statuses": statuses}}))
 """
@@ -178,12 +185,15 @@ print(json.dumps({{"seconds": best}}))
 # -- running and measuring ------------------------------------------------------------------------
 
 
-def run_child(python: Path, program: str, *args: str, importtime: bool = False) -> tuple[dict | None, str, float]:
+def run_child(python: Path, program: str, *args: str, importtime: bool = False,
+              pythonpath: str | None = None) -> tuple[dict | None, str, float]:
     command = [str(python)]
     if importtime:
         command += ["-X", "importtime"]
     command += ["-c", program, *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - started
@@ -192,6 +202,20 @@ def run_child(python: Path, program: str, *args: str, importtime: bool = False) 
     lines = result.stdout.strip().splitlines()
     data = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
     return data, result.stderr, wall
+
+
+def source_trees(tmp: str, ref: str, python: Path) -> tuple[str, str]:
+    """This checkout's astpatch and the one at git revision `ref`, each exported beside its rules
+    and compiled, so that `import astpatch; astpatch.install()` can be timed side by side."""
+    now, before = os.path.join(tmp, "now"), os.path.join(tmp, "before")
+    for name in ("astpatch", "rules"):
+        shutil.copytree(venvs.ROOT / name, os.path.join(now, name), ignore=shutil.ignore_patterns("__pycache__"))
+    os.makedirs(before)
+    archive = subprocess.run(["git", "-C", str(venvs.ROOT), "archive", ref, "astpatch", "rules"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+    subprocess.run([str(python), "-m", "compileall", "-q", now, before], check=True)
+    return now, before
 
 
 def importtime(stderr: str, module: str) -> tuple[float, float]:
@@ -242,6 +266,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 rounds and short loops: proves the benchmark works")
     parser.add_argument("--rounds", type=int, help="fresh processes per variant (default 15, quick 3)")
+    parser.add_argument("--install-against", metavar="REV",
+                        help="also time `import astpatch; astpatch.install()` side by side with git revision REV")
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 15)
     number = 2_000 if args.quick else 50_000
@@ -257,8 +283,14 @@ def main() -> int:
         warm_cache = os.path.join(tmp, "warm")
         run_child(py210, import_astpatch(warm_cache))  # fill the cache; warms __pycache__ too
         run_child(py210, IMPORT_PLAIN)
+        trees = source_trees(tmp, args.install_against, py210) if args.install_against else None
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
+            if trees is not None:
+                for name, tree in rotated([("now", trees[0]), ("before", trees[1])], r):
+                    data, _, _ = run_child(py210, INSTALL_COST, pythonpath=tree)
+                    assert data is not None and data["heavy"] == [], data
+                    s.add(f"import and install, {name}", data["import"] + data["install"])
             cold_cache = os.path.join(tmp, f"cold{r}")
             steps = [
                 ("warm", lambda: run_child(py210, import_astpatch(warm_cache), importtime=True)),
@@ -275,7 +307,7 @@ def main() -> int:
                 s.add(f"{name} process", wall)
             detail, _, _ = run_child(py210, COLD_DETAIL.format(cache=os.path.join(tmp, f"detail{r}")))
             assert detail is not None and set(detail["outcomes"]) == {"applied"}, detail
-            for step_name, seconds in {**detail["rewrite"], **detail["timings"]}.items():
+            for step_name, seconds in detail["timings"].items():
                 s.add(f"cold {step_name}", seconds)
             naive, _, _ = run_child(py210, NAIVE)
             assert naive is not None and set(naive["statuses"]) == {"applied"}, naive
@@ -301,11 +333,11 @@ def main() -> int:
                 s.add(name, data["seconds"])  # type: ignore[index]
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
 
-    report(s, rounds)
+    report(s, rounds, args.install_against)
     return 0
 
 
-def report(s: Series, rounds: int) -> None:
+def report(s: Series, rounds: int, install_against: str | None = None) -> None:
     ms, us, ns = 1e3, 1e6, 1e9
     warm_added = paired_added(s, "warm get_code", "plain get_code")
     warm_self_added = paired_added(s, "warm self", "plain self")
@@ -347,6 +379,12 @@ def report(s: Series, rounds: int) -> None:
         ("import astpatch", s.cell("import astpatch", ms, "ms"), "", "", ""),
         ("astpatch.install()", s.cell("install()", ms, "ms"), "", "", "< 1 ms, no libcst/metadata"),
         (".pth line at start-up, switch off", s.cell("pth line, switch off", us, "us"), "", "", "< 1 ms"),
+    ]
+    if install_against:
+        now, before = "import and install, now", "import and install, before"
+        rows.append((f"import astpatch + install() vs {install_against}", s.cell(now, ms, "ms"),
+                     s.cell(before, ms, "ms"), f"{paired_added(s, now, before) * ms:+.3f} ms", "<= +0 (no more than before)"))
+    rows += [
         ("call: patched dumps vs torch 2.13 dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.13", us, "us"),
          f"x{call_vs_213:.3f}", "within 2%"),
         ("call: patched dumps vs 2.10's own dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.10", us, "us"),

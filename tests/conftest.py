@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import astpatch
-from astpatch import outcome
+from astpatch.testing import clear_outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +87,7 @@ def install_dist(site: Path, name: str, version: str) -> Path:
 
 def require_torch(version: str) -> None:
     """Fail (not skip) when the torch tests run without the torch release they are about."""
-    from astpatch.distributions import installed_version
+    from astpatch._base.metadata import installed_version
 
     found = installed_version("torch")
     if found is None or not found.startswith(version):
@@ -134,12 +134,12 @@ def hook(tmp_path):
         installations.append(installation)
         return installation
 
-    outcome._record.clear()
+    clear_outcomes()
     yield install
     for installation in installations:
         installation.uninstall()
     astpatch.uninstall()
-    outcome._record.clear()
+    clear_outcomes()
 
 
 def clean_env(site: Path | None = None, **extra: str) -> dict[str, str]:
@@ -168,7 +168,7 @@ def check(result: subprocess.CompletedProcess) -> str:
 
 
 def pytest_report_header(config):
-    from astpatch.rulefiles import builtin_rules_dir
+    from astpatch._rules.rulefiles import builtin_rules_dir
 
     return [f"astpatch {astpatch.__version__} from {Path(astpatch.__file__).parent}, rules from {builtin_rules_dir()}"]
 

@@ -42,7 +42,8 @@ def env(tmp_path):
 
 
 def known_ids() -> str:
-    from astpatch.rulefiles import builtin_rules_dir, load_rules
+    from astpatch._rules.rulefiles import builtin_rules_dir
+    from astpatch._rules.ruleset import load_rules
 
     return ", ".join(sorted([r.id for r in load_rules([builtin_rules_dir()], print)] + ["pickler-valueerror"]))
 
@@ -63,7 +64,7 @@ def test_list(env):
     result = env.run("list", "--json")
     assert result.returncode == 0, result.stderr
     (row,) = [r for r in json.loads(result.stdout) if r["id"] == "pickler-valueerror"]
-    assert row["state"] == "applies" and row["version"] == "1.2" and row["gate"] == "pickledist>=1"
+    assert row["outcome"] == "applied" and row["version"] == "1.2" and row["gate"] == "pickledist>=1"
     text = env.run("list").stdout
     assert "pickler-valueerror: would apply" in text and "target:   pickler:Pickler.dumps" in text
 
@@ -128,13 +129,13 @@ def test_check_matrix_across_kinds_of_sources(env):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert [c["label"] for c in data["columns"]] == ["pickledist 0.9", "pickledist 1.0", "pickledist 2.0", "pickledist 1.2"]
-    assert [c["results"]["pickler-valueerror"]["state"] for c in data["columns"]] == [
-        "outside-gate", "applies", "already-fixed", "applies"]
+    assert [c["results"]["pickler-valueerror"]["outcome"] for c in data["columns"]] == [
+        "not-applicable", "applied", "already-fixed", "applied"]
     text = env.run("check", "--rule", "pickler-valueerror", "--against", str(old), "--against", str(buggy)).stdout
-    assert text.splitlines()[1].split() == ["pickler-valueerror", "outside-gate", "applies"]
+    assert text.splitlines()[1].split() == ["pickler-valueerror", "not-applicable", "applied"]
     # A single file has no metadata: the version comes from --dist-version.
     result = env.run("check", "--rule", "pickler-valueerror", "--against", str(single), "--dist-version", "1.5", "--json")
-    assert json.loads(result.stdout)["columns"][0]["results"]["pickler-valueerror"]["state"] == "applies"
+    assert json.loads(result.stdout)["columns"][0]["results"]["pickler-valueerror"]["outcome"] == "applied"
 
 
 def test_check_finds_a_stale_rule(env):
@@ -142,7 +143,7 @@ def test_check_finds_a_stale_rule(env):
     build_wheel(moved, "3.0", PICKLER_SOURCE.replace("raise Bypass", "return None  #"))
     result = env.run("check", "--rule", "pickler-valueerror", "--against", str(moved))
     assert result.returncode == 1
-    assert "pickler-valueerror @ pickledist 3.0: edit-fails: the edit does not apply: no except clause" in result.stdout
+    assert "pickler-valueerror @ pickledist 3.0: failed: the edit does not apply: no except clause" in result.stdout
     assert "1 stale" in result.stdout
 
 

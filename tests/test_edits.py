@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 import astpatch
-from astpatch import outcome as oc
-from astpatch.rewrite import rewrite
-from astpatch.spans import patched_lines, split_lines
+from astpatch._base import outcomes as oc
+from astpatch._engine.rewrite import rewrite
+from astpatch._base.lines import patched_lines, split_lines
 
 EDIT = astpatch.AddExceptTypes(add=("ValueError",), converts_to="Bypass")
 

@@ -43,19 +43,19 @@ def test_a_damaged_entry_is_ignored_with_one_message_and_replaced(scenario, how)
     scenario.run().assert_patched(from_cache=True)  # replaced by a good entry
 
 
-def forge(entry, field: int, value) -> None:  # type: ignore[no-untyped-def]
+def forge(entry, field: str, value) -> None:  # type: ignore[no-untyped-def]
     """Rewrite the recorded key of a valid entry, with a valid checksum: a 'foreign' entry."""
-    from astpatch.cache import _decode, _encode
+    from astpatch._engine.cache import decode, encode
 
-    key, decoded = _decode(entry.read_bytes())
+    key, decoded = decode(entry.read_bytes())
     decoded.code = bytes(decoded.code)
-    entry.write_bytes(_encode(key[:field] + (value,) + key[field + 1 :], decoded))
+    entry.write_bytes(encode(key.replace(**{field: value}), decoded))
 
 
 @pytest.mark.parametrize("field, value, what", [
-    (0, "0.0.1", "another astpatch version"),
-    (2, b"\x00\x00\r\n", "another Python's bytecode magic number"),
-    (6, 12345, "another source hash"),
+    ("astpatch", "0.0.1", "another astpatch version"),
+    ("magic", b"\x00\x00\r\n", "another Python's bytecode magic number"),
+    ("source_hash", b"12345678", "another source hash"),
 ], ids=["another astpatch version", "another Python version", "other source"])
 def test_an_entry_recording_another_key_is_never_executed(scenario, field, value, what):
     """An entry from another astpatch or Python version, or for other source, at this key's name."""

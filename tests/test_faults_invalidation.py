@@ -57,7 +57,7 @@ def test_astpatch_upgraded(tmp_path):
     """A new astpatch version: its version is in the key."""
     s = Scenario(tmp_path)
     s.run().assert_patched(from_cache=False)
-    s.run(before="import astpatch.loader; astpatch.loader.__version__ = '99.0'").assert_patched(from_cache=False)
+    s.run(before="import astpatch._engine.pipeline as p; p.__version__ = '99.0'").assert_patched(from_cache=False)
     s.run().assert_patched(from_cache=True)
     assert len(s.entries()) == 2
 

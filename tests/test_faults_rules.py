@@ -31,7 +31,7 @@ def test_an_edit_that_raises(tmp_path):
         "astpatch, or set ASTPATCH_DISABLE=pickler-valueerror to turn the rule off."]
     strict = s.run(ASTPATCH_STRICT="1")
     assert strict.returncode == 1
-    assert "astpatch.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied" in strict.stderr
+    assert "astpatch._base.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied" in strict.stderr
 
 
 def test_a_rule_file_with_a_missing_field(tmp_path):

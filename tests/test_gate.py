@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from astpatch.gate import evaluate
+from astpatch._model.gate import evaluate
 
 
 @pytest.mark.parametrize("version, selected", [
@@ -61,7 +61,7 @@ def test_release_comparisons_agree_with_packaging_specifiers(specifier):
 
 
 def test_specifiers_beyond_release_numbers_use_packaging_whole():
-    from astpatch.gate import _release_clauses
+    from astpatch._model.gate import _release_clauses
 
     for specifier in ("===2.10.0", "==2.10.0+cu128", ">=2.11.0rc1", ">=1!2.0", "==2.10.*.*", "<=2.x"):
         assert _release_clauses(specifier) is None, specifier

@@ -16,9 +16,9 @@ import zipfile
 import pytest
 
 import astpatch
-from astpatch import outcome as oc
-from astpatch.finder import PatchingFinder
-from astpatch.loader import PatchingLoader
+from astpatch._base import outcomes as oc
+from astpatch._hook.finder import PatchingFinder
+from astpatch._hook.loader import PatchingLoader
 
 from conftest import PICKLER_SOURCE, install_dist, rule
 
@@ -275,7 +275,7 @@ def test_the_warning_names_the_installed_version(modules, hook):
 def test_patched_lines_are_built_only_when_read_and_read_like_a_list(modules, hook):
     import linecache
 
-    from astpatch.spans import PatchedLines
+    from astpatch._base.lines import PatchedLines
 
     path = modules("pickler", PICKLER_SOURCE)
     hook(rules=[rule()])

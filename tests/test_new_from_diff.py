@@ -94,8 +94,8 @@ def test_a_rule_per_function_written_and_applied_where_lines_drifted(project):
     assert "target='Parser.parse'" in text and "target='helper'" in text and "gate='pkgfix>=1'" in text
 
     listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.rules)).stdout)
-    states = {r["id"]: (r["target"], r["state"]) for r in listed if r["id"].startswith("pkgfix")}
-    assert states == {"pkgfix-parse-1": ("Parser.parse", "applies"), "pkgfix-parse-2": ("helper", "applies")}
+    states = {r["id"]: (r["target"], r["outcome"]) for r in listed if r["id"].startswith("pkgfix")}
+    assert states == {"pkgfix-parse-1": ("Parser.parse", "applied"), "pkgfix-parse-2": ("helper", "applied")}
 
     # The diff astpatch makes on the installed (drifted) file is upstream's diff, moved down.
     diff = project.astpatch("diff", "--rules", str(project.rules), "pkgfix.core").stdout
@@ -124,7 +124,7 @@ def test_already_fixed_where_the_diffs_result_is_present(project):
     project.astpatch("new", "--from-diff", str(project.diff), "--id", "pkgfix-parse", "-o", str(project.rules))
     (project.site / "pkgfix" / "core.py").write_text(DRIFT + UPSTREAM_AFTER)
     listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.rules)).stdout)
-    assert {r["id"]: r["state"] for r in listed if r["id"].startswith("pkgfix")} == {
+    assert {r["id"]: r["outcome"] for r in listed if r["id"].startswith("pkgfix")} == {
         "pkgfix-parse-1": "already-fixed", "pkgfix-parse-2": "already-fixed"}
 
 
@@ -134,7 +134,7 @@ def test_a_hunk_that_no_longer_applies_is_named(project):
     (project.site / "pkgfix" / "core.py").write_text(DRIFT + UPSTREAM_BEFORE.replace("        # step four\n", "        # step 4\n"))
     result = project.astpatch("check", "--rules", str(project.rules), "--rule", "pkgfix-parse-1", "-v")
     assert result.returncode == 1
-    assert ("pkgfix-parse-1 @ pkgfix 1.0: edit-fails: the edit does not apply: hunk 2 (@@ -17,7 +17,7 @@): "
+    assert ("pkgfix-parse-1 @ pkgfix 1.0: failed: the edit does not apply: hunk 2 (@@ -17,7 +17,7 @@): "
             "its first line, '# step four', is not in Parser.parse") in result.stdout
 
 

@@ -6,9 +6,9 @@ import textwrap
 import types
 
 import astpatch
-from astpatch import outcome as oc
-from astpatch.rewrite import rewrite
-from astpatch.spans import linecache_lines, patched_lines, split_lines
+from astpatch._base import outcomes as oc
+from astpatch._engine.rewrite import rewrite
+from astpatch._base.lines import linecache_lines, patched_lines, split_lines
 
 from conftest import PICKLER_SOURCE, code_fields, rule
 
@@ -343,7 +343,7 @@ def test_imported_names_are_read_from_bytecode_as_dis_reads_them():
     """Module-level import bindings, past 256 names (EXTENDED_ARG), conditional ones included."""
     import dis
 
-    from astpatch.rewrite import _imported_names
+    from astpatch._engine.compile import _imported_names
 
     source = "".join(f"name{i} = {i}\n" for i in range(300)) + (
         "import os\nimport os.path as osp\nfrom json import dumps, loads as l\n"

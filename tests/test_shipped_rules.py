@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import astpatch
-from astpatch.rulefiles import builtin_rules_dir, load_rules
+from astpatch._rules.rulefiles import builtin_rules_dir
+from astpatch._rules.ruleset import load_rules
 
 
 def test_shipped_rules_load_cleanly_and_are_complete():

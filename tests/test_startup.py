@@ -18,7 +18,7 @@ import astpatch
 sys.addaudithook(audit)
 astpatch.install(rules=[{rules!r}])
 heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "pickler", "ast") if m in sys.modules]
-print(json.dumps({{"heavy": heavy, "events": events}}))
+print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0]}}))
 '''
 
 
@@ -40,8 +40,11 @@ def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
     out = check(run_python(INSTALL_ONLY.format(rules=str(rules)), env=env_with_site(site)))
     data = json.loads(out)
     assert data["heavy"] == []
-    # The only directory listing is the one for the shipped rules; no metadata is read.
-    assert all(kind == "listdir" and path.endswith("rules") for kind, path in data["events"]), data["events"]
+    # The only directory listings are astpatch's own: the shipped rules, and its subpackages as the
+    # import system finds their modules. No metadata is read, no other directory listed.
+    assert data["events"] and all(kind == "listdir" and path.startswith(data["package"])
+                                  for kind, path in data["events"]), data["events"]
+    assert [path for _, path in data["events"] if path.endswith("/rules")] == [data["package"] + "/rules"]
 
 
 PROBE = '''
@@ -84,7 +87,7 @@ def test_strict_from_the_environment_raises(tmp_path):
     rules.write_text(RULE_FILE.replace('target="Pickler.dumps"', 'target="Pickler.gone"'))
     result = run_python(PROBE.format(rules=str(rules)), env=env_with_site(site, ASTPATCH_STRICT="1"))
     assert result.returncode == 1
-    assert "astpatch.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied to pickler: " \
+    assert "astpatch._base.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied to pickler: " \
            "Pickler.gone is not defined in Pickler" in result.stderr
 
 

@@ -83,6 +83,9 @@ def install_project(venv: Path, log=print) -> None:
     """
     py = str(bin_python(venv))
     log(f"[venv] installing astpatch from the checkout into {venv.name}")
+    # setuptools builds in the checkout's build/, which keeps files deleted or moved since the
+    # last build and would ship them: start from an empty one.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     subprocess.run(
         [py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--force-reinstall", "--no-cache-dir", str(ROOT)],

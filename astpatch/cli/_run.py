@@ -8,37 +8,41 @@ every Python process the program starts installs astpatch at start-up as well.
 
 from __future__ import annotations
 
+import argparse
 import os
 import runpy
 import sys
 
+from .._base import settings
+from .._hook.installation import install
+from ._common import UsageError, load_rules
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_program(args.program, rule_ids=args.rule, strict=args.strict, rule_paths=args.rules)
+
 
 def run_program(program: list[str], *, rule_ids: list[str] | None, strict: bool, rule_paths: list[str]) -> int:
-    from . import config
-    from .cli import UsageError, load_rules, select
-
     if program and program[0] == "--":
         program = program[1:]
     if not program:
         raise UsageError("nothing to run: give `-- script.py [args]`, `-- -m module [args]` or `-- -c code [args]`")
     if rule_paths:
-        os.environ["ASTPATCH_RULES"] = os.pathsep.join([*config.rule_paths(), *map(os.path.abspath, rule_paths)])
+        os.environ[settings.RULES] = os.pathsep.join([*settings.rule_paths(), *map(os.path.abspath, rule_paths)])
     if strict:
-        os.environ["ASTPATCH_STRICT"] = "1"
+        os.environ[settings.STRICT] = "1"
     if rule_ids:
         known = load_rules([])
-        chosen = {r.id for r in select(known, rule_ids)}
+        chosen = {r.id for r in load_rules([], rule_ids)}
         others = sorted(r.id for r in known if r.id not in chosen)
-        disabled = config.disabled()
+        disabled = settings.disabled()
         if others or disabled.rule_ids:
-            os.environ["ASTPATCH_DISABLE"] = ",".join(sorted(set(others) | set(disabled.rule_ids)))
+            os.environ[settings.DISABLE] = ",".join(sorted(set(others) | set(disabled.rule_ids)))
 
     kind, target, args = _parse(program)
     # Every Python process the program starts installs astpatch too (astpatch-autoinstall.pth).
-    os.environ["ASTPATCH_AUTOINSTALL"] = "1"
-    import astpatch
-
-    astpatch.install()
+    os.environ[settings.AUTOINSTALL] = "1"
+    install()
     if kind == "module":
         sys.argv = [target, *args]  # runpy sets argv[0] to the module's file
         sys.path[0] = os.getcwd()
@@ -58,8 +62,6 @@ def run_program(program: list[str], *, rule_ids: list[str] | None, strict: bool,
 
 
 def _parse(program: list[str]) -> tuple[str, str, list[str]]:
-    from .cli import UsageError
-
     first = program[0]
     if first in ("-m", "-c"):
         if len(program) < 2:

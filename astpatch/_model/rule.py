@@ -7,7 +7,7 @@ imported.
 
 from __future__ import annotations
 
-from .edits import Edit
+from .edit import Edit
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -51,6 +51,19 @@ class RuleError(ValueError):
     """A rule is declared wrongly."""
 
 
+def _check_params(where: str, edit: Edit) -> None:
+    """An edit kind's `params()` must give plain data: it is part of the cache key."""
+    kind = type(edit).__name__
+    try:
+        params = edit.params()
+    except Exception as error:
+        raise RuleError(f"{where}: the edit kind {kind}'s params() raised {type(error).__name__}: {error}; "
+                        "an edit kind must return its parameters as a dict of plain data") from None
+    if not isinstance(params, dict):
+        raise RuleError(f"{where}: the edit kind {kind}'s params() returned {type(params).__name__}, "
+                        "not a dict of its parameters as plain data")
+
+
 class Rule:
     """A fix for one function of one module.
 
@@ -58,7 +71,7 @@ class Rule:
     - `summary`: one line.
     - `module`: the module the target lives in (`torch._inductor.codecache`).
     - `target`: the function's qualified name in that module (`FxGraphCachePickler.dumps`).
-    - `edit`: an `Edit` (see `astpatch.edits`).
+    - `edit`: an `Edit` (see `astpatch.Edit`).
     - `upstream`: where upstream fixed it: issue, pull request, first fixed release.
     - `gate`: optional distribution and PEP 440 specifier (`torch>=2.10`). See `astpatch.gate`
       for how source and vendor builds' versions are compared.
@@ -87,6 +100,7 @@ class Rule:
                 raise RuleError(f"{where}: {name} must be a dotted name, got {value!r}")
         if not isinstance(edit, Edit):
             raise RuleError(f"{where}: edit must be an astpatch edit (such as AddExceptTypes), got {edit!r}")
+        _check_params(where, edit)
         if not isinstance(upstream, str) or not upstream.strip():
             raise RuleError(f"{where}: upstream must say where upstream fixed it (issue, PR, release)")
         if gate is not None:

@@ -14,12 +14,26 @@ ALREADY_FIXED = "already-fixed"
 NOT_APPLICABLE = "not-applicable"
 TARGET_MISSING = "target-missing"
 FAILED = "failed"
+# Only from the command line and the pytest plugin, which read sources without importing them:
+# the rule's module is not in the sources (an import would never meet the rule).
+MODULE_MISSING = "module-missing"
 
-STATUSES = (APPLIED, ALREADY_FIXED, NOT_APPLICABLE, TARGET_MISSING, FAILED)
+STATUSES = (APPLIED, ALREADY_FIXED, NOT_APPLICABLE, TARGET_MISSING, FAILED, MODULE_MISSING)
 
 # Outcomes that mean the user's program runs without a fix it was promised: these warn (or
-# raise, in strict mode). `not-applicable` (outside the rule's gate) and `already-fixed` do not.
+# raise, in strict mode), and make `astpatch check` and `astpatch list` exit 1 (a stale rule).
+# `not-applicable` (outside the rule's gate) and `already-fixed` do not.
 PROBLEMS = frozenset((TARGET_MISSING, FAILED))
+
+# Display words, for people; data (JSON, `applied()`) carries the statuses themselves.
+DESCRIPTIONS = {
+    APPLIED: "would apply",
+    ALREADY_FIXED: "already fixed upstream",
+    NOT_APPLICABLE: "outside its version gate",
+    TARGET_MISSING: "target missing",
+    FAILED: "edit fails",
+    MODULE_MISSING: "target module not installed",
+}
 
 
 class Outcome:
@@ -90,3 +104,9 @@ def recorded() -> list[Outcome]:
     """Every outcome recorded in this process, oldest first."""
     with _record_lock:
         return list(_record)
+
+
+def clear_recorded() -> None:
+    """Forget the outcomes recorded so far (for tests: `astpatch.testing.clear_outcomes`)."""
+    with _record_lock:
+        _record.clear()

@@ -1,4 +1,4 @@
-"""Find an installed distribution's version without importing `importlib.metadata`.
+"""Distribution metadata: an installed version, found without importing `importlib.metadata`.
 
 `importlib.metadata` costs several milliseconds to import. The version a gate needs is in the
 `.dist-info` (or `.egg-info`) directory beside the package, so one directory listing per
@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _SEPARATORS = str.maketrans("_.", "--")
 
@@ -27,7 +31,7 @@ def normalize(name: str) -> str:
 _index: dict[str, tuple[int, dict[str, str]]] = {}
 
 
-def _metadata_dir(entry: str, wanted: str) -> str | None:
+def metadata_dir(entry: str, wanted: str) -> str | None:
     directory = entry or "."
     try:
         mtime = os.stat(directory).st_mtime_ns
@@ -48,17 +52,27 @@ def _metadata_dir(entry: str, wanted: str) -> str | None:
     return os.path.join(directory, found_name) if found_name else None
 
 
-def _read_version(directory: str) -> str | None:
+def header(lines: Iterable[str], name: str) -> str | None:
+    """The value of header `name` (`Version`, `Name`) in METADATA or PKG-INFO text, or None."""
+    prefix = name.lower() + ":"
+    for line in lines:
+        if not line.strip():
+            return None  # end of the headers
+        if line.lower().startswith(prefix):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def read_version(directory: str) -> str | None:
+    """The version recorded in a `.dist-info` or `.egg-info` directory."""
     for filename in ("METADATA", "PKG-INFO"):
         try:
             with open(os.path.join(directory, filename), encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if not line.strip():
-                        break  # end of the headers
-                    if line.lower().startswith("version:"):
-                        return line.split(":", 1)[1].strip()
+                version = header(f, "version")
         except OSError:
             continue
+        if version is not None:
+            return version
     return None
 
 
@@ -73,16 +87,16 @@ def installed_version(distribution: str, near: str | None = None) -> str | None:
     if near is not None:
         for entry in sys.path:
             if isinstance(entry, str) and entry and near.startswith(os.path.join(entry, "")):
-                directory = _metadata_dir(entry, wanted)
-                version = _read_version(directory) if directory is not None else None
+                directory = metadata_dir(entry, wanted)
+                version = read_version(directory) if directory is not None else None
                 if version is not None:
                     return version
     for entry in sys.path:
         if not isinstance(entry, str):
             continue
-        directory = _metadata_dir(entry, wanted)
+        directory = metadata_dir(entry, wanted)
         if directory is not None:
-            version = _read_version(directory)
+            version = read_version(directory)
             if version is not None:
                 return version
     try:

@@ -11,6 +11,8 @@ import os
 import sys
 import warnings
 
+from . import settings
+
 
 class AstpatchWarning(UserWarning):
     """A rule could not do what it promised; the program goes on without it."""
@@ -26,21 +28,22 @@ class AstpatchError(ImportError):
 _trace_enabled: bool | None = None
 
 
-def _tracing() -> bool:
+def tracing() -> bool:
+    """Whether trace lines are wanted (ASTPATCH_LOG=debug), read once per process."""
     global _trace_enabled
     if _trace_enabled is None:
-        _trace_enabled = os.environ.get("ASTPATCH_LOG", "").strip().lower() == "debug"
+        _trace_enabled = settings.tracing()
     return _trace_enabled
 
 
 def trace(message: str) -> None:
     """One line for one decision, on the `astpatch` logger at DEBUG level."""
-    if not _tracing() and "logging" not in sys.modules:
+    if not tracing() and "logging" not in sys.modules:
         return
     import logging
 
     logger = logging.getLogger("astpatch")
-    if _tracing() and not logger.handlers:
+    if tracing() and not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("astpatch: %(message)s"))
         logger.addHandler(handler)
@@ -48,7 +51,8 @@ def trace(message: str) -> None:
     logger.debug(message)
 
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+# astpatch's own directory, with a separator: `site-packages/astpatch_example_rules.py` is a user's.
+_PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
 
 
 def _user_stacklevel() -> int:
@@ -80,6 +84,6 @@ def warn(message: str, *, strict: bool = False) -> None:
         import logging
 
         logger = logging.getLogger("astpatch")
-        if logger.hasHandlers() and not _tracing():
+        if logger.hasHandlers() and not tracing():
             logger.warning(message)
     warnings.warn(message, AstpatchWarning, stacklevel=_user_stacklevel())

@@ -23,23 +23,42 @@ import marshal
 import os
 import sys
 
-from .rule import Rule
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+from .._base.store import Store, Unreadable
+from .._model.rule import Rule
 
 GROUP = "astpatch.rules"
-_INDEX = "entry-points.index"
-_INDEX_FORMAT = 1
+INDEX_PREFIX = "entry-points-"
+INDEX_SUFFIX = ".index"
+_INDEX_FORMAT = 2
+
+
+def _search_path() -> list[str]:
+    return [entry for entry in sys.path if isinstance(entry, str)]
 
 
 def fingerprint() -> tuple:
     """The sys.path directories and their modification times."""
     stamps = []
-    for entry in sys.path:
-        if isinstance(entry, str):
-            try:
-                stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
-            except OSError:
-                continue
+    for entry in _search_path():
+        try:
+            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
     return tuple(stamps)
+
+
+def index_name() -> str:
+    """The index file of this environment: named by the interpreter's prefix and search path, so
+    environments that share a cache directory each keep their own instead of replacing
+    each other's."""
+    import _imp
+
+    identity = repr((sys.prefix, sys.implementation.cache_tag, _search_path())).encode("utf-8")
+    return f"{INDEX_PREFIX}{_imp.source_hash(_INDEX_FORMAT, identity).hex()}{INDEX_SUFFIX}"
 
 
 class Plugin:
@@ -80,7 +99,7 @@ class Plugin:
         return list(obj)
 
 
-def discover(report) -> tuple[list[Plugin], list[Rule]]:  # type: ignore[no-untyped-def]
+def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
     """Every entry point of the group, loaded; problems go to `report` with the distribution."""
     from importlib.metadata import entry_points
 
@@ -101,15 +120,23 @@ def discover(report) -> tuple[list[Plugin], list[Rule]]:  # type: ignore[no-unty
     return plugins, rules
 
 
-def read_index(directory: str | None) -> list[Plugin] | None:
-    """The indexed entry points, or None when there is no index or it is stale."""
-    if directory is None:
+def read_index(store: Store, report: Callable[[str], None]) -> list[Plugin] | None:
+    """The indexed entry points, or None when there is no index, it is stale or not to be trusted.
+
+    The index names modules that will be imported, so it is read with the trust checks that
+    cache entries get.
+    """
+    name = index_name()
+    try:
+        data = store.read(name)
+    except Unreadable as problem:
+        if problem.kind == "untrusted":
+            report(f"astpatch: the entry-point index {store.path(name)} is not used because {problem.reason}; "
+                   "other distributions' rules are discovered again. Delete it, or run `astpatch cache clear`.")
         return None
     try:
-        with open(os.path.join(directory, _INDEX), "rb") as f:
-            data = marshal.loads(f.read())
-        version, stamp, entries = data
-    except (OSError, ValueError, EOFError, TypeError):
+        version, stamp, entries = marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
         return None
     if version != _INDEX_FORMAT or stamp != fingerprint():
         return None
@@ -119,19 +146,7 @@ def read_index(directory: str | None) -> list[Plugin] | None:
         return None
 
 
-def write_index(directory: str | None, plugins: list[Plugin]) -> None:
-    if directory is None:
-        return
-    data = marshal.dumps((_INDEX_FORMAT, fingerprint(), [(p.name, p.value, p.distribution, list(p.targets)) for p in plugins]))
-    temporary = os.path.join(directory, f".{_INDEX}.{os.getpid()}.tmp")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, os.path.join(directory, _INDEX))
-    except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+def write_index(store: Store, plugins: list[Plugin]) -> None:
+    """Record the entry points for later processes (a failed write is reported by the store)."""
+    entries = [(p.name, p.value, p.distribution, list(p.targets)) for p in plugins]
+    store.write(index_name(), marshal.dumps((_INDEX_FORMAT, fingerprint(), entries)))

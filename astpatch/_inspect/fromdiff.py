@@ -13,10 +13,10 @@ import ast
 import os
 import re
 
-from .edits import Hunk
-from .rewrite import first_line
+from .._base.lines import find_block, split_lines
+from .._engine.locate import all_functions
+from .._model.hunks import Hunk
 from .sources import SourceNotFound, Sources
-from .spans import split_lines
 
 _HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)")
 
@@ -107,31 +107,6 @@ def module_name(path: str) -> str | None:
     return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
 
 
-def _functions(tree: ast.Module) -> list[tuple[str, int, int]]:
-    """(qualified name, first line, last line) of every function, nested ones included."""
-    found = []
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}{child.name}"
-                if not isinstance(child, ast.ClassDef):
-                    found.append((name, first_line(child), child.end_lineno or child.lineno))
-                visit(child, name + ".")
-            else:
-                visit(child, prefix)
-
-    visit(tree, "")
-    return found
-
-
-def _locate(source_lines: list[str], block: list[str]) -> list[int]:
-    wanted = [b.rstrip() for b in block]
-    stripped = [line.rstrip("\n").rstrip() for line in source_lines]
-    n = len(wanted)
-    return [i for i in range(len(stripped) - n + 1) if stripped[i : i + n] == wanted]
-
-
 class FunctionHunks:
     """The hunks of one function, ready for a rule."""
 
@@ -154,12 +129,12 @@ def cut(files: list[FileDiff], sources: Sources) -> list[FunctionHunks]:
             raise DiffError(f"cannot find {module} to locate the functions the diff changes ({missing}); "
                             "install it or name its source with --source") from None
         source_lines = split_lines(text)
-        functions = _functions(ast.parse(text, path))
+        functions = all_functions(ast.parse(text, path))
         for hunk in file.hunks:
             where = f"{file.new}: hunk {hunk.number} ({hunk.header})"
             for old_side in (True, False):
                 side = hunk.side(old_side)
-                found = _locate(source_lines, [t for _, t in side])
+                found = find_block(source_lines, [t for _, t in side])
                 if found:
                     break
             else:

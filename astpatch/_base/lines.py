@@ -1,4 +1,4 @@
-"""Line spans: how a rewrite's changes are recorded, and replayed on the original text.
+"""Lines of source text: spans that record a rewrite's changes, and blocks found by content.
 
 Kept apart from the rewrite engine so the warm path (a cache hit) can rebuild the patched text
 for `linecache` without importing the engine.
@@ -47,6 +47,17 @@ def split_lines(text: str) -> list[str]:
     if parts[-1]:
         lines.append(parts[-1])
     return lines
+
+
+def find_block(lines: list[str], block: list[str] | tuple[str, ...]) -> list[int]:
+    """Where `block` occurs in `lines`, as 0-based starts (trailing whitespace and line endings ignored)."""
+    if not block:
+        return []
+    wanted = [b.rstrip() for b in block]
+    stripped = [line.rstrip() for line in lines]
+    n = len(wanted)
+    first = wanted[0]
+    return [i for i in range(len(stripped) - n + 1) if stripped[i] == first and stripped[i : i + n] == wanted]
 
 
 def patched_lines(lines: list[str], spans: list[Span]) -> list[str]:

@@ -13,7 +13,7 @@ import zipfile
 from importlib.machinery import PathFinder, SourceFileLoader
 from importlib.util import decode_source
 
-from .distributions import installed_version, normalize
+from .._base.metadata import header, installed_version, metadata_dir, normalize, read_version
 
 
 class SourceError(Exception):
@@ -85,15 +85,6 @@ class Installed(Sources):
         return installed_version(distribution)
 
 
-def _metadata_version(text: str) -> str | None:
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        if line.lower().startswith("version:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 class Wheel(Sources):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -120,7 +111,7 @@ class Wheel(Sources):
     def version(self, distribution: str) -> str | None:
         for name in self._metadata:
             if normalize(name.split("/")[0].split("-")[0]) == normalize(distribution):
-                return _metadata_version(self._zip.read(name).decode("utf-8", "replace"))
+                return header(self._zip.read(name).decode("utf-8", "replace").splitlines(), "version")
         return None
 
 
@@ -154,10 +145,10 @@ class Sdist(Sources):
     def version(self, distribution: str) -> str | None:
         name = f"{self._root}/PKG-INFO"
         if name in self._members:
-            text = self._data(name).decode("utf-8", "replace")
-            names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.lower().startswith("name:")]
-            if names and normalize(names[0]) == normalize(distribution):
-                return _metadata_version(text)
+            lines = self._data(name).decode("utf-8", "replace").splitlines()
+            found = header(lines, "name")
+            if found is not None and normalize(found) == normalize(distribution):
+                return header(lines, "version")
         return None
 
 
@@ -178,10 +169,8 @@ class Directory(Sources):
         raise SourceNotFound(f"{module} is not in {self.path}")
 
     def version(self, distribution: str) -> str | None:
-        from .distributions import _metadata_dir, _read_version
-
-        directory = _metadata_dir(self.path, normalize(distribution))
-        return _read_version(directory) if directory else None
+        directory = metadata_dir(self.path, normalize(distribution))
+        return read_version(directory) if directory else None
 
 
 class SingleFile(Sources):

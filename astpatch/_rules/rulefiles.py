@@ -8,13 +8,9 @@ its directory does not have to be a package. The rules that ship with astpatch a
 from __future__ import annotations
 
 import os
+from importlib.machinery import SourceFileLoader
 
-from .rule import Rule
-
-
-def duplicate_id(rule: Rule, first: Rule) -> str:
-    """The message for a rule whose id an earlier rule already has (the first one is used)."""
-    return f"astpatch: rule id {rule.id!r} from {rule.origin} is already defined by {first.origin}; the first one is used."
+from .._model.rule import Rule
 
 
 class RuleFileError(Exception):
@@ -23,7 +19,7 @@ class RuleFileError(Exception):
 
 def builtin_rules_dir() -> str:
     """The rules that ship with astpatch: `astpatch/rules` when installed, `rules/` in a checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     installed = os.path.join(here, "rules")
     if os.path.isdir(installed):
         return installed
@@ -37,16 +33,22 @@ def rule_files(path: str) -> list[str]:
     return [path]
 
 
-def load_rule_file(path: str) -> list[Rule]:
-    # SourceFileLoader reads the file's .pyc when it is current (pip writes one for the shipped
-    # rules at install time): a first compile() in a process costs more than install() may.
-    from importlib.machinery import SourceFileLoader
+class _RuleFileLoader(SourceFileLoader):
+    """Reads a rule file's `.pyc` when it is current (pip writes one for the shipped rules at
+    install time: a first compile() in a process costs more than install() may), and never
+    writes one: a user's rule directory is theirs, not a place for astpatch's `__pycache__`."""
 
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        pass
+
+
+def load_rule_file(path: str) -> list[Rule]:
+    """The rules a rule file declares; RuleFileError names the file and the problem."""
     if not os.path.isfile(path):
         raise RuleFileError(f"cannot read rule file {path}: it is not a file")
     namespace = {"__name__": "astpatch.rulefile", "__file__": path}
     try:
-        code = SourceFileLoader("astpatch.rulefile", path).get_code("astpatch.rulefile")
+        code = _RuleFileLoader("astpatch.rulefile", path).get_code("astpatch.rulefile")
         assert code is not None
     except OSError as error:
         raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
@@ -72,34 +74,3 @@ def load_rule_file(path: str) -> list[Rule]:
         rule.origin = path
         checked.append(rule)
     return checked
-
-
-def load_rules(sources: list, report) -> list[Rule]:  # type: ignore[no-untyped-def]
-    """Rules from `sources` (Rule objects, rule files, directories), in order, first id wins.
-
-    `report(message)` is called for each problem; the other rules still load.
-    """
-    rules: list[Rule] = []
-    seen: dict[str, Rule] = {}
-    for source in sources:
-        if isinstance(source, Rule):
-            found = [source]
-        else:
-            path = os.fspath(source)
-            if not os.path.exists(path):
-                report(f"astpatch: rule path {path} does not exist; its rules are not loaded.")
-                continue
-            found = []
-            for file in rule_files(path):
-                try:
-                    found.extend(load_rule_file(file))
-                except RuleFileError as error:
-                    report(f"astpatch: {error}. The other rules still apply.")
-        for rule in found:
-            if rule.id in seen:
-                if seen[rule.id] is not rule:
-                    report(duplicate_id(rule, seen[rule.id]))
-                continue
-            seen[rule.id] = rule
-            rules.append(rule)
-    return rules

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import types
 
-from . import outcome as oc
-from .loader import build, show_patched_source
+from .._base import outcomes as oc
+from .._engine.pipeline import build, show_patched_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .installation import Installation
+    from .session import Session
 
 
 def _function(module: types.ModuleType, qualname: str) -> types.FunctionType | None:
@@ -49,9 +49,9 @@ def _patched_code_for(module_code: types.CodeType, old: types.CodeType, spans: l
     return None
 
 
-def patch_imported_module(installation: Installation, name: str, module: types.ModuleType) -> list[oc.Outcome]:
+def patch_imported_module(session: Session, name: str, module: types.ModuleType) -> list[oc.Outcome]:
     """Apply the rules on `name` to the live functions of `module`; the outcomes say how."""
-    rules = installation.rules_for(name)
+    rules = session.rules.for_module(name)
     late = f"{name} was imported before astpatch.install()"
     how_to_fix = f"Call astpatch.install() before anything imports {name}, or run the program with `astpatch run`"
     spec = getattr(module, "__spec__", None)
@@ -66,8 +66,9 @@ def patch_imported_module(installation: Installation, name: str, module: types.M
                 for r in rules]
     from importlib.machinery import SourceFileLoader
 
-    code, outcomes, spans = build(name, path, source, rules, installation,
-                                  upstream=lambda: SourceFileLoader(name, path).get_code(name))
+    loader = SourceFileLoader(name, path)
+    built = build(name, path, source, rules, session.cache, upstream=lambda: loader.get_code(name))
+    code, outcomes, spans = built.code, built.outcomes, built.spans
     if code is None:
         return outcomes
     result = []

@@ -12,16 +12,16 @@ import _thread
 import sys
 from importlib.machinery import SourceFileLoader
 
-from . import outcome as oc
+from .._base import outcomes as oc
+from .._base.messages import trace, tracing
 from .loader import PatchingLoader
-from .messages import trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
 
-    from .installation import Installation
+    from .session import Session
 
 
 def _transforms_source(loader: object) -> bool:
@@ -37,8 +37,8 @@ def _transforms_source(loader: object) -> bool:
 
 
 class PatchingFinder:
-    def __init__(self, installation: Installation) -> None:
-        self._installation = installation
+    def __init__(self, session: Session) -> None:
+        self._session = session
         self._targets: frozenset[str] = frozenset()  # the whole cost of a non-target import
         self._busy = _thread._local()
 
@@ -55,7 +55,8 @@ class PatchingFinder:
             del self.find_spec  # before discovering: it imports modules, which call find_spec again
         except AttributeError:  # another thread is discovering: go on with the targets known so far
             return self.find_spec(fullname, path, target)
-        self._installation.discover_plugins()
+        self._session.discover_plugins()
+        self.set_targets(self._session.rules.modules())
         return self.find_spec(fullname, path, target)
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
@@ -72,20 +73,21 @@ class PatchingFinder:
         if spec is None:
             trace(f"{fullname}: targeted, but no finder finds it")
             return None
-        trace(f"{fullname}: targeted by {', '.join(r.id for r in self._installation.rules_for(fullname))}; "
-              f"found by {type(spec.loader).__name__} at {spec.origin}")
+        if tracing():  # only then: naming the rules loads the entry points pending for the module
+            trace(f"{fullname}: targeted by {', '.join(r.id for r in self._session.rules.for_module(fullname))}; "
+                  f"found by {type(spec.loader).__name__} at {spec.origin}")
         if type(spec.loader) is SourceFileLoader and spec.origin:
-            spec.loader = PatchingLoader(fullname, spec.origin, self._installation)
+            spec.loader = PatchingLoader(fullname, spec.origin, self._session)
             return spec
         if isinstance(spec.loader, SourceFileLoader) and _transforms_source(spec.loader) and spec.origin:
-            spec.loader = PatchingLoader(fullname, spec.origin, self._installation, inner=spec.loader)
+            spec.loader = PatchingLoader(fullname, spec.origin, self._session, inner=spec.loader)
             return spec
         loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
-        self._installation.report([
+        self._session.report([
             oc.Outcome(rule.id, fullname, oc.FAILED,
                        f"{fullname} is loaded by {loader} from {spec.origin}, not from a plain source file, "
                        "so astpatch cannot rewrite it")
-            for rule in self._installation.rules_for(fullname)
+            for rule in self._session.rules.for_module(fullname)
         ])
         return spec
 

@@ -1,120 +1,20 @@
-"""Edits: what a rule changes in its target function, declared as data.
+"""The except-clause edit kinds: add exception types to a clause, or add a whole clause.
 
-An edit is declared when its rule file is loaded, which must stay cheap, so nothing here imports
-libcst at module level; `apply()` imports it when a rewrite actually happens.
-
-The interface every edit kind implements:
-
-- `kind`: a short name, used in messages and in the rule's fingerprint.
-- `params()`: the edit's parameters as plain data. With `kind` they make `fingerprint()`, which
-  is part of the cache key, so changing a rule's edit invalidates cached code.
-- `apply(target)`: receives the target function as a libcst `FunctionDef` (parsed from that
-  function's own source, so formatting and comments survive) and returns an `EditResult`:
-  `applied` with the new node, `already_fixed` when the source already has the fixed shape,
-  or `no_match` when the source is neither the shape the edit fixes nor the fixed one.
-
-The engine treats all kinds alike, so a new kind (add an except clause, replace an expression,
-apply a diff hunk) is a new subclass and nothing else.
+Both find the clause by what it does (its body raises `converts_to`), and both recognise the
+fixed shape by the types caught, not by the clause's body, because upstream may rewrite the body
+when it fixes the bug (torch 2.13 calls a helper instead of raising directly).
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: rule files load at start-up
+from .edit import Edit, EditResult, Target, dotted_name
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
     import libcst as cst
-
-APPLIED = "applied"
-ALREADY_FIXED = "already-fixed"
-NO_MATCH = "no-match"
-
-
-class Target:
-    """The function an edit works on: as a libcst node, and as its exact source text.
-
-    `code` is the function as it stands in the file (after any earlier rule's edit), from its
-    first decorator to its last line, at its original indentation.
-    """
-
-    __slots__ = ("node", "qualname", "module", "code")
-
-    def __init__(self, node: cst.FunctionDef, qualname: str, module: str, code: str = "") -> None:
-        self.node = node
-        self.qualname = qualname
-        self.module = module
-        self.code = code
-
-
-class EditResult:
-    """What an edit made of its target: a value, never an exception.
-
-    An applied edit returns the new function either as a libcst node or, for edits that work
-    on text, as source code (`applied_code`).
-    """
-
-    __slots__ = ("status", "node", "reason", "code")
-
-    def __init__(self, status: str, node: cst.FunctionDef | None, reason: str, code: str | None = None) -> None:
-        self.status = status
-        self.node = node
-        self.reason = reason
-        self.code = code
-
-    @classmethod
-    def applied(cls, node: cst.FunctionDef, reason: str = "") -> EditResult:
-        return cls(APPLIED, node, reason)
-
-    @classmethod
-    def applied_code(cls, code: str, reason: str = "") -> EditResult:
-        return cls(APPLIED, None, reason, code)
-
-    @classmethod
-    def already_fixed(cls, reason: str) -> EditResult:
-        return cls(ALREADY_FIXED, None, reason)
-
-    @classmethod
-    def no_match(cls, reason: str) -> EditResult:
-        return cls(NO_MATCH, None, reason)
-
-    def __repr__(self) -> str:
-        return f"EditResult({self.status!r}, reason={self.reason!r})"
-
-
-class Edit:
-    """Base class of the edit kinds."""
-
-    kind = "edit"
-
-    def params(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def apply(self, target: Target) -> EditResult:
-        raise NotImplementedError
-
-    def fingerprint(self) -> str:
-        return f"{self.kind}{sorted(self.params().items())!r}"
-
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{self.kind}({args})"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Edit) and type(self) is type(other) and self.fingerprint() == other.fingerprint()
-
-    def __hash__(self) -> int:
-        return hash(self.fingerprint())
-
-
-def _dotted_name(text: str, what: str) -> str:
-    parts = text.split(".")
-    if not text or not all(p.isidentifier() for p in parts):
-        raise ValueError(f"{what} must be a dotted name such as 'ValueError' or 'pickle.PicklingError', got {text!r}")
-    return text
 
 
 class AddExceptTypes(Edit):
@@ -138,10 +38,10 @@ class AddExceptTypes(Edit):
             add = (add,)
         if not add:
             raise ValueError("add must name at least one exception type")
-        self.add = tuple(_dotted_name(a, "each type in add") for a in add)
-        self.converts_to = _dotted_name(converts_to, "converts_to")
+        self.add = tuple(dotted_name(a, "each type in add") for a in add)
+        self.converts_to = dotted_name(converts_to, "converts_to")
         # Among several clauses that raise `converts_to`, the one that also catches this type.
-        self.catching = _dotted_name(catching, "catching") if catching is not None else None
+        self.catching = dotted_name(catching, "catching") if catching is not None else None
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"add": self.add, "converts_to": self.converts_to}
@@ -177,8 +77,8 @@ class AddExceptClause(Edit):
 
     def __init__(self, *, clause: str, after_clause_raising: str, catching: str | None = None) -> None:
         self.clause = _dedent(clause)
-        self.converts_to = _dotted_name(after_clause_raising, "after_clause_raising")
-        self.catching = _dotted_name(catching, "catching") if catching is not None else None
+        self.converts_to = dotted_name(after_clause_raising, "after_clause_raising")
+        self.catching = dotted_name(catching, "catching") if catching is not None else None
         if not self.clause.lstrip().startswith("except"):
             raise ValueError(f"clause must be an except clause, starting with 'except', got {self.clause[:40]!r}")
 
@@ -402,102 +302,3 @@ def _with_types(current: cst.BaseExpression, extra: list[cst.BaseExpression]) ->
     if lpar:
         return cst.Tuple(elements=elements, lpar=lpar, rpar=rpar)
     return cst.Tuple(elements=elements)
-
-
-class Hunk:
-    """One hunk of an upstream diff, cut to the function it changes.
-
-    `before` is the hunk's context and removed lines, `after` its context and added lines,
-    each without line endings, at the indentation they have in the file. `header` is the diff's
-    `@@ ... @@` line, kept for messages.
-    """
-
-    __slots__ = ("header", "before", "after")
-
-    def __init__(self, *, header: str = "", before: list[str] | tuple[str, ...], after: list[str] | tuple[str, ...]) -> None:
-        self.header = header
-        self.before = tuple(before)
-        self.after = tuple(after)
-        if self.before == self.after:
-            raise ValueError(f"hunk {header or ''} changes nothing")
-        if not self.before and not self.after:
-            raise ValueError("a hunk needs lines")
-
-    def params(self) -> tuple:
-        return (self.header, self.before, self.after)
-
-    def __repr__(self) -> str:
-        return f"Hunk(header={self.header!r}, before={list(self.before)!r}, after={list(self.after)!r})"
-
-
-def _find(lines: list[str], block: tuple[str, ...]) -> list[int]:
-    """Where `block` occurs in `lines` (trailing whitespace ignored)."""
-    if not block:
-        return []
-    wanted = [b.rstrip() for b in block]
-    stripped = [line.rstrip() for line in lines]
-    n = len(wanted)
-    return [i for i in range(len(stripped) - n + 1) if stripped[i : i + n] == wanted]
-
-
-class ApplyHunks(Edit):
-    """Apply the hunks of an upstream diff to the target function, found by content.
-
-    The hunks are located by their lines inside the target function, not by line number, so
-    the edit applies to releases whose lines have drifted. A hunk whose `after` lines are
-    already in the function counts as applied upstream; when every hunk is, the source is
-    already fixed.
-    """
-
-    kind = "apply-hunks"
-
-    def __init__(self, *, hunks: list[Hunk] | tuple[Hunk, ...]) -> None:
-        if not hunks or not all(isinstance(h, Hunk) for h in hunks):
-            raise ValueError("hunks must be a non-empty list of astpatch.Hunk")
-        self.hunks = tuple(hunks)
-
-    def params(self) -> dict[str, Any]:
-        return {"hunks": tuple(h.params() for h in self.hunks)}
-
-    def describe(self) -> str:
-        return f"{self.kind}({len(self.hunks)} hunks)"
-
-    def apply(self, target: Target) -> EditResult:
-        lines = target.code.split("\n")
-        applied = already = 0
-        for number, hunk in enumerate(self.hunks, 1):
-            name = f"hunk {number} ({hunk.header})" if hunk.header else f"hunk {number}"
-            done_at = _find(lines, hunk.after)
-            todo_at = _find(lines, hunk.before)
-            if done_at and not todo_at:
-                already += 1
-                continue
-            if len(todo_at) > 1:
-                return EditResult.no_match(f"{name}: its lines occur {len(todo_at)} times in {target.qualname}")
-            if not todo_at:
-                return EditResult.no_match(f"{name}: {_first_missing(lines, hunk.before)} in {target.qualname}")
-            start = todo_at[0]
-            indent_fix = lines[start : start + len(hunk.before)]
-            # Keep the file's own trailing whitespace on unchanged lines; take the hunk's text otherwise.
-            kept = {b: line for b, line in zip(hunk.before, indent_fix)}
-            lines[start : start + len(hunk.before)] = [kept.get(a, a) for a in hunk.after]
-            applied += 1
-        if applied == 0:
-            return EditResult.already_fixed(f"all {already} hunks of the diff are already in {target.qualname}")
-        if already:
-            return EditResult.no_match(f"{already} of the diff's {len(self.hunks)} hunks are already in "
-                                       f"{target.qualname} and {applied} are not: a partial fix upstream")
-        return EditResult.applied_code("\n".join(lines), f"applied {applied} hunks")
-
-
-def _first_missing(lines: list[str], block: tuple[str, ...]) -> str:
-    """Say which line of `block` stops matching, for a hunk that does not apply."""
-    stripped = [line.rstrip() for line in lines]
-    for size in range(len(block), 0, -1):
-        if _find(lines, block[:size]):
-            if size == len(block):
-                break
-            return f"its line {size + 1}, {block[size].strip()!r}, is not where the diff expects it"
-    if block and block[0].rstrip() not in stripped:
-        return f"its first line, {block[0].strip()!r}, is not"
-    return "its lines are not"

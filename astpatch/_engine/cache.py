@@ -1,0 +1,183 @@
+"""The on-disk cache of rewritten modules: entries, their keys, and their file format.
+
+An entry holds what a rewrite produced: the outcomes, the replaced line spans (so tracebacks
+and `inspect` can show the patched text without redoing the rewrite) and the marshalled code,
+or no code when nothing was applied (then upstream's own code runs and its normal `.pyc` is
+used). Reading an entry never imports libcst.
+
+Each entry records its full `CacheKey`. The file name is derived from that key, and the recorded
+key is compared again after reading, so a renamed or colliding file is never executed. A
+checksum over the body catches truncation and corruption. Files are written and trusted through
+`astpatch._base.store` (atomic writes, owner and mode checks).
+
+This cache is astpatch's own and does not follow PYTHONDONTWRITEBYTECODE, which is about
+`__pycache__` directories beside the sources; astpatch never writes there. To turn the cache
+off, set ASTPATCH_NO_CACHE=1 or call `install(cache_dir=False)`.
+"""
+
+from __future__ import annotations
+
+import marshal
+import zlib
+
+from .._base.messages import trace, warn
+from .._base.store import Store, Unreadable
+
+# An entry: magic and format (9 bytes), a CRC-32 of the rest (4), the length of the metadata
+# (4), the metadata (marshalled key, outcomes, spans), then the marshalled code, or nothing.
+# The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
+_MAGIC = b"astpatch"
+FORMAT = 3
+_HEADER = _MAGIC + bytes([FORMAT])
+SUFFIX = ".astpatch"
+
+
+class CacheKey:
+    """Everything that decides the code an entry holds; recorded in the entry and compared on load."""
+
+    __slots__ = ("astpatch", "libcst", "magic", "optimize", "module", "path", "source_hash", "rules", "versions")
+
+    def __init__(self, *, astpatch: str, libcst: str | None, magic: bytes, optimize: int, module: str, path: str,
+                 source_hash: bytes, rules: tuple[str, ...], versions: tuple[tuple[str, str | None], ...]) -> None:
+        self.astpatch = astpatch  # astpatch's version: the shipped edit kinds and the engine
+        self.libcst = libcst  # libcst's version: it parses and prints the edited functions
+        self.magic = magic  # the interpreter's bytecode magic number
+        self.optimize = optimize  # sys.flags.optimize (-O, -OO)
+        self.module = module
+        self.path = path
+        self.source_hash = source_hash  # of the module's source bytes
+        self.rules = rules  # each rule's fingerprint, in order (a custom edit kind's code included)
+        self.versions = versions  # (distribution, version) of each gated distribution
+
+    def as_tuple(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    @classmethod
+    def from_tuple(cls, data: tuple) -> CacheKey:
+        return cls(**dict(zip(cls.__slots__, data)))
+
+    def replace(self, **changes: object) -> CacheKey:
+        fields = dict(zip(self.__slots__, self.as_tuple()))
+        fields.update(changes)
+        return CacheKey(**fields)  # type: ignore[arg-type]
+
+    def file_name(self) -> str:
+        import _imp
+
+        digest = _imp.source_hash(FORMAT, repr(self.as_tuple()).encode("utf-8"))
+        return f"{self.module}-{digest.hex()}{SUFFIX}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CacheKey) and self.as_tuple() == other.as_tuple()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CacheKey({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Entry:
+    __slots__ = ("outcomes", "spans", "code")
+
+    def __init__(self, outcomes: list[tuple], spans: list[tuple], code: bytes | memoryview | None) -> None:
+        self.outcomes = outcomes
+        self.spans = spans
+        self.code = code  # marshalled code, or None: upstream's code runs
+
+
+def encode(key: CacheKey, entry: Entry) -> bytes:
+    """An entry file's bytes."""
+    meta = marshal.dumps((key.as_tuple(), entry.outcomes, entry.spans))
+    body = len(meta).to_bytes(4, "little") + meta + (entry.code or b"")
+    return _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
+
+
+def decode(data: bytes) -> tuple[CacheKey, Entry] | str:
+    """(recorded key, entry) from an entry file's bytes, or why they are not one."""
+    if not data.startswith(_MAGIC):
+        return "it does not start with astpatch's header"
+    if data[: len(_HEADER)] != _HEADER:
+        return "another format"
+    view = memoryview(data)[len(_HEADER) :]
+    if len(view) < 8 or zlib.crc32(view[4:]) != int.from_bytes(view[:4], "little"):
+        return "its checksum does not match (truncated or altered)"
+    size = int.from_bytes(view[4:8], "little")
+    try:
+        key, outcomes, spans = marshal.loads(view[8 : 8 + size])
+        key = CacheKey.from_tuple(key)
+    except Exception as error:  # marshal raises several types on bad input; a key of another shape
+        return f"it does not unmarshal ({type(error).__name__})"
+    if not isinstance(outcomes, list) or not isinstance(spans, list):
+        return "its contents have the wrong shape"
+    code = view[8 + size :]
+    return key, Entry(outcomes, spans, code if len(code) else None)
+
+
+class Cache:
+    """Rewritten modules in a `Store`; `Cache(Store(None))` caches nothing."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def directory(self) -> str | None:
+        return self.store.directory
+
+    def __repr__(self) -> str:
+        return f"Cache({self.store.directory!r})"
+
+    def load(self, key: CacheKey) -> Entry | None:
+        """The entry for `key`, or None on a miss or any problem with it."""
+        if not self.store.usable():
+            return None
+        name = key.file_name()
+        path = self.store.path(name)
+        try:
+            data = self.store.read(name)
+        except Unreadable as problem:
+            if problem.kind == "missing":
+                trace(f"cache miss for {key.module}: {path}")
+            elif problem.kind == "untrusted":
+                warn(f"astpatch: the cache entry {path} is not used because {problem.reason}; "
+                     "the module is rewritten instead. Delete it, or run `astpatch cache clear`.",
+                     strict=self.store.strict)
+            elif problem.kind == "damaged":
+                self._corrupt(path, problem.reason)
+            else:
+                trace(f"cache entry {path} unreadable: {problem.reason}")
+            return None
+        decoded = decode(data)
+        if decoded == "another format":
+            trace(f"cache entry {path} has another format; replacing it")
+            return None
+        if isinstance(decoded, str):
+            self._corrupt(path, decoded)
+            return None
+        recorded_key, entry = decoded
+        if recorded_key != key:
+            trace(f"cache entry {path} records another key; replacing it")
+            return None
+        trace(f"cache hit for {key.module}: {path}")
+        return entry
+
+    def _corrupt(self, path: str, reason: str) -> None:
+        """Say once that an entry is damaged; it is treated as a miss."""
+        warn(f"astpatch: ignored the cache entry {path} because {reason}; it will be rewritten.",
+             strict=self.store.strict)
+
+    def store_entry(self, key: CacheKey, entry: Entry) -> None:
+        """Write `entry` atomically; a failure is one warning for the process (see `Store.write`)."""
+        self.store.write(key.file_name(), encode(key, entry))
+
+
+def read_entry(path: str) -> tuple[CacheKey, list[tuple]] | str:
+    """(recorded key, outcomes) of the entry file at `path`, or why it cannot be read; for `cache info`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    decoded = decode(data)
+    if isinstance(decoded, str):
+        return f"not usable: {decoded}"
+    return decoded[0], decoded[1].outcomes

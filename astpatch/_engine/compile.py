@@ -1,0 +1,157 @@
+"""Compiling a rewritten module so that what runs is what the patched text says, line for line.
+
+When the edits keep each function's line count (the common case) and the caller has no upstream
+code, the patched text is compiled as is. Otherwise only the edited functions are compiled (at
+their real lines, or past the end of the file when their line count changed, so that every other
+line keeps its number) and swapped into the module's upstream code.
+"""
+
+from __future__ import annotations
+
+import types
+
+from .._base.lines import Span, moved_start, patched_lines
+from .locate import Definition
+
+
+def compile_module(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
+                   upstream: types.CodeType | None, optimize: int) -> types.CodeType:
+    """The module's code with each span in place; sets `moved_to` on the spans it moves.
+
+    Raises whatever `compile` raises when an edit produced invalid code.
+    """
+    try:
+        if all(d.in_classes_only for d in edited) and (upstream is not None or any(s.line_delta for s in spans)):
+            if any(s.line_delta for s in spans):
+                for span in spans:
+                    if span.line_delta:
+                        span.moved_to = moved_start(len(lines), spans)
+                if upstream is None:
+                    upstream = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
+            return compile_functions(path, lines, spans, edited, upstream, optimize)  # type: ignore[arg-type]
+        return compile_patched(path, lines, spans, edited, optimize)
+    except _ClosureChanged:
+        # The enclosing code must create other cells for the new function (it now uses
+        # super(), say): compile the whole patched text, so that it does. Lines after an
+        # edit that changed the line count then move with it.
+        for span in spans:
+            span.moved_to = 0
+        return compile("".join(patched_lines(lines, spans)), path, "exec", dont_inherit=True, optimize=optimize)
+
+
+def _future_flags(code: types.CodeType) -> int:
+    import __future__
+
+    return sum(f.compiler_flag for f in (getattr(__future__, n) for n in __future__.all_feature_names)
+               if code.co_flags & f.compiler_flag)
+
+
+def _imported_names(module: types.CodeType) -> list[str]:
+    """The names that import statements bind at module level, read from the module's bytecode.
+
+    A direct scan of the instructions (`dis` costs more to import and run than the whole
+    compile this serves): after IMPORT_NAME, every STORE_NAME up to the next instruction that
+    is not part of an import statement binds an imported name.
+    """
+    import opcode
+
+    op = opcode.opmap
+    import_name, store_name, store_global = op["IMPORT_NAME"], op["STORE_NAME"], op["STORE_GLOBAL"]
+    within = {op[n] for n in ("IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL", "POP_TOP", "SWAP", "COPY",
+                              "EXTENDED_ARG", "CACHE") if n in op}
+    extended = op["EXTENDED_ARG"]
+    names: list[str] = []
+    importing = False
+    argument = 0
+    code = module.co_code
+    for i in range(0, len(code), 2):
+        instruction, argument = code[i], code[i + 1] | (argument << 8 if code[i - 2] == extended and i else 0)
+        if instruction == import_name:
+            importing = True
+        elif importing and instruction in (store_name, store_global):
+            name = module.co_names[argument]
+            if name not in names:
+                names.append(name)
+        elif instruction not in within:
+            importing = False
+    return names
+
+
+def compile_functions(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
+                      upstream: types.CodeType, optimize: int) -> types.CodeType:
+    """Compile only the edited functions and swap them into the module's upstream code.
+
+    Each function is compiled inside empty classes named like its real ones, at its real line
+    and column, with the module's `__future__` flags, so its code object (qualified name,
+    `__class__` cell, name mangling, positions) is the one a full compile would produce.
+    """
+    flags = _future_flags(upstream)
+    # The compiler treats `module.attr(...)` differently when `module` is bound by an import at
+    # module level (no method lookup), so the wrapper binds the same names by import.
+    imported = _imported_names(upstream)
+    imports = f"import {', '.join(imported)}\n" if imported else ""
+    code = upstream
+    for span, definition in zip(spans, edited):
+        first = lines[definition.start - 1]
+        indent = first[: len(first) - len(first.lstrip())]
+        classes = definition.scopes[:-1]
+        start = span.moved_to or definition.start
+        padding = start - 1 - len(classes) - (1 if imports else 0)
+        if len(indent) < len(classes) or padding < 0:
+            for other in spans:
+                other.moved_to = 0
+            return compile_patched(path, lines, spans, edited, optimize)
+        header = "".join(f"{indent[:i]}class {name}:\n" for i, (name, _, _) in enumerate(classes))
+        text = imports + "\n" * padding + header + "".join(span.lines)
+        if not text.endswith("\n"):
+            text += "\n"
+        wrapper = compile(text, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
+        for name, _, _ in definition.scopes:
+            wrapper = next(c for c in wrapper.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+        code = _replace_code(code, [(name, line) for name, line, _ in definition.scopes], wrapper)
+    return code
+
+
+def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
+                    optimize: int) -> types.CodeType:
+    patched_text = "".join(patched_lines(lines, spans))
+    patched = compile(patched_text, path, "exec", dont_inherit=True, optimize=optimize)
+    if all(s.line_delta == 0 for s in spans):
+        return patched
+    # Some edit changed a function's line count: keep the original line numbers everywhere else.
+    original = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
+    for definition in edited:
+        original_path = [(name, line) for name, line, _ in definition.scopes]
+        patched_path = [(name, line + _shift_before(spans, line)) for name, line in original_path]
+        original = _replace_code(original, original_path, _find_code(patched, patched_path))
+    return original
+
+
+def _shift_before(spans: list[Span], line: int) -> int:
+    """How far line `line` of the original moved in the patched text."""
+    return sum(s.line_delta for s in spans if s.end < line)
+
+
+def _find_code(code: types.CodeType, path: list[tuple[str, int]]) -> types.CodeType:
+    for name, line in path:
+        code = next(c for c in code.co_consts
+                    if isinstance(c, types.CodeType) and c.co_name == name and c.co_firstlineno == line)
+    return code
+
+
+class _ClosureChanged(Exception):
+    """A new function code needs other closure cells than the one it would replace."""
+
+
+def _replace_code(code: types.CodeType, path: list[tuple[str, int]], new: types.CodeType) -> types.CodeType:
+    name, line = path[0]
+    consts = list(code.co_consts)
+    for i, const in enumerate(consts):
+        if isinstance(const, types.CodeType) and const.co_name == name and const.co_firstlineno == line:
+            if len(path) == 1 and const.co_freevars != new.co_freevars:
+                # The enclosing code builds the function's closure from the cells the old code
+                # needed; a function given other cells would read the wrong ones (or crash).
+                raise _ClosureChanged(name)
+            consts[i] = new if len(path) == 1 else _replace_code(const, path[1:], new)
+            return code.replace(co_consts=tuple(consts))
+    raise LookupError(f"no code object {name} at line {line}")

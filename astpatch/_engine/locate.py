@@ -1,0 +1,151 @@
+"""Finding a function by qualified name: from the module's code objects, or by parsing it.
+
+Both give the function's exact line span (from its first decorator to its last line) and the
+scopes down to it, as the compiler numbers them.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+
+# Statements whose bodies may hold (conditional) definitions at the same scope level.
+_BLOCKS: tuple[type[ast.stmt], ...] = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
+if hasattr(ast, "TryStar"):
+    _BLOCKS = _BLOCKS + (ast.TryStar,)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+class Definition:
+    """Where a target function is: its line span, and the scopes down to it.
+
+    `scopes` lists (name, first line, is a class) for each enclosing class or function and
+    then for the function itself, as the compiler numbers them (a decorated definition starts
+    at its first decorator).
+    """
+
+    __slots__ = ("scopes", "start", "end")
+
+    def __init__(self, scopes: list[tuple[str, int, bool]], start: int, end: int) -> None:
+        self.scopes = scopes
+        self.start = start
+        self.end = end
+
+    @classmethod
+    def from_nodes(cls, path: list[ast.AST]) -> Definition:
+        scopes = [(n.name, first_line(n), isinstance(n, ast.ClassDef)) for n in path]  # type: ignore[attr-defined]
+        return cls(scopes, first_line(path[-1]), path[-1].end_lineno)  # type: ignore[attr-defined]
+
+    @property
+    def in_classes_only(self) -> bool:
+        """Whether every enclosing scope is a class: then the function compiles on its own."""
+        return all(is_class for _, _, is_class in self.scopes[:-1])
+
+
+def first_line(node: ast.AST) -> int:
+    """The line a definition's code object starts at: its first decorator, or `def`/`class`."""
+    decorators = getattr(node, "decorator_list", None) or []
+    return min([d.lineno for d in decorators] + [node.lineno])  # type: ignore[attr-defined]
+
+
+def _definitions_in(body: list[ast.stmt]) -> list[ast.stmt]:
+    found: list[ast.stmt] = []
+    for statement in body:
+        if isinstance(statement, (ast.ClassDef,) + _FUNCTIONS):
+            found.append(statement)
+        elif isinstance(statement, _BLOCKS):
+            for field in ("body", "orelse", "finalbody"):
+                found.extend(_definitions_in(getattr(statement, field, []) or []))
+            for handler in getattr(statement, "handlers", []) or []:
+                found.extend(_definitions_in(handler.body))
+    return found
+
+
+def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition], str]:
+    """Every definition of function `qualname`, and a reason when there is none."""
+    parts = qualname.split(".")
+    scopes: list[list[ast.AST]] = [[]]
+    bodies: list[list[ast.stmt]] = [tree.body]
+    for depth, part in enumerate(parts):
+        next_scopes: list[list[ast.AST]] = []
+        next_bodies: list[list[ast.stmt]] = []
+        for path, body in zip(scopes, bodies):
+            for node in _definitions_in(body):
+                if node.name == part:  # type: ignore[attr-defined]
+                    next_scopes.append(path + [node])
+                    next_bodies.append(node.body)  # type: ignore[attr-defined]
+        if not next_scopes:
+            where = ".".join(parts[:depth]) or "the module"
+            return [], f"{'.'.join(parts[: depth + 1])} is not defined in {where}"
+        scopes, bodies = next_scopes, next_bodies
+    functions = [Definition.from_nodes(path) for path in scopes if isinstance(path[-1], _FUNCTIONS)]
+    if not functions:
+        return [], f"{qualname} is a class, not a function"
+    return functions, ""
+
+
+def all_functions(tree: ast.Module) -> list[tuple[str, int, int]]:
+    """(qualified name, first line, last line) of every function, nested ones included."""
+    found: list[tuple[str, int, int]] = []
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in _definitions_in(body):
+            name = f"{prefix}{node.name}"  # type: ignore[attr-defined]
+            if isinstance(node, _FUNCTIONS):
+                found.append((name, first_line(node), node.end_lineno or node.lineno))
+            visit(node.body, name + ".")  # type: ignore[attr-defined]
+
+    visit(tree.body, "")
+    return found
+
+
+_NEWLOCALS = 0x0002  # CO_NEWLOCALS: set on function code objects, not on class bodies
+
+
+def locate_in_code(code: types.CodeType, qualname: str, lines: list[str]) -> tuple[list[Definition], str] | None:
+    """Find function `qualname` from the module's code objects, without parsing the module.
+
+    Returns None whenever the answer would not be exact (a missing or repeated name, a span
+    that cannot be bounded), so the caller falls back to `ast`, which also words the reason.
+    Needs the end positions that code objects carry from Python 3.11.
+    """
+    candidates: list[tuple[types.CodeType, list[tuple[str, int, bool]]]] = [(code, [])]
+    for part in qualname.split("."):
+        candidates = [
+            (const, scopes + [(part, const.co_firstlineno, not const.co_flags & _NEWLOCALS)])
+            for parent, scopes in candidates
+            for const in parent.co_consts
+            if isinstance(const, types.CodeType) and const.co_name == part
+        ]
+        if len(candidates) != 1:
+            return None
+    function, scopes = candidates[0]
+    if scopes[-1][2]:
+        return None  # a class: let the ast path say so
+    start = function.co_firstlineno
+    first = lines[start - 1].lstrip() if start <= len(lines) else ""
+    if not first.startswith(("@", "def ", "async ")):
+        return None
+    end = max(_last_line(function), start)
+    # Lines after the last instruction that are still inside the function (a closing bracket,
+    # comments, the rest of a string): everything indented deeper than the definition.
+    indent = len(lines[start - 1]) - len(first)
+    following = end
+    while following < len(lines):
+        line = lines[following]
+        if not line.strip():
+            following += 1
+            continue
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        following += 1
+        end = following
+    return [Definition(scopes, start, end)], ""
+
+
+def _last_line(code: types.CodeType) -> int:
+    last = max((end for _, end, _, _ in code.co_positions() if end is not None), default=code.co_firstlineno)  # type: ignore[attr-defined]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            last = max(last, _last_line(const))
+    return last

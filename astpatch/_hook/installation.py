@@ -1,0 +1,165 @@
+"""`install()`, `uninstall()`, `applied()`, and the installation handle they manage.
+
+`install()` runs at start-up, before the user's program, so it does as little as possible: it
+loads the rule files (small Python files, executed without libcst) and puts one finder first on
+`sys.meta_path`. It imports no target, reads no package metadata and imports no libcst; all of
+that happens when a target module is actually imported.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+
+from .._base import outcomes as oc
+from .._base import settings
+from .._base.messages import trace, warn
+from .._base.store import Store
+from .._engine.cache import Cache
+from .._model.rule import Rule
+from .._rules.entrypoints import read_index
+from .._rules.ruleset import RuleSet, standard_sources
+from .finder import PatchingFinder
+from .live import patch_imported_module
+from .session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_lock = _thread.RLock()
+_current: Installation | None = None
+
+
+class Installation:
+    """An installed astpatch: the handle `install()` returns.
+
+    `uninstall()` (or leaving a `with` block) removes its finder; modules already imported keep
+    the code they were given.
+    """
+
+    def __init__(self, session: Session, arguments: tuple, active: bool) -> None:
+        self.session = session
+        self.finder = PatchingFinder(session)
+        self.finder.set_targets(session.rules.modules())
+        self.arguments = arguments  # what install() was called with, to notice a different second call
+        self.active = active
+
+    @property
+    def rules(self) -> list[Rule]:
+        return self.session.rules.rules
+
+    @property
+    def cache(self) -> Cache:
+        return self.session.cache
+
+    @property
+    def strict(self) -> bool:
+        return self.session.strict
+
+    @property
+    def targets(self) -> frozenset[str]:
+        return self.session.rules.modules()
+
+    def uninstall(self) -> None:
+        global _current
+        with _lock:
+            while self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
+            self.active = False
+            if _current is self:
+                _current = None
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.uninstall()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "inactive"
+        return f"<astpatch.Installation {state}, {len(self.rules)} rules, cache={self.cache.directory!r}>"
+
+
+def install(
+    *,
+    rules: Iterable[Rule | str | os.PathLike[str]] | None = None,
+    cache_dir: str | os.PathLike[str] | bool | None = None,
+    strict: bool = False,
+) -> Installation:
+    """Put astpatch's finder first on `sys.meta_path` and return its handle.
+
+    - `rules`: more rules, as `Rule` objects or rule files or directories, beside the shipped
+      ones and those named by ASTPATCH_RULES.
+    - `cache_dir`: where rewritten code is cached; `False` for no cache. Default: ASTPATCH_CACHE_DIR,
+      else the user cache directory.
+    - `strict`: raise `AstpatchError` instead of warning when a rule cannot do its job (also
+      ASTPATCH_STRICT=1).
+
+    Calling it again while installed returns the same handle and installs nothing more; when
+    the second call asks for something else, one warning says that it was ignored.
+    """
+    global _current
+    arguments = _arguments(rules, cache_dir, strict)
+    with _lock:
+        if _current is not None and _current.active:
+            if arguments != _current.arguments:
+                warn("astpatch: install() was called again with other arguments while astpatch is installed; "
+                     "they are ignored and the first installation stays. Call astpatch.uninstall() first to "
+                     "install with other rules, cache or strictness.", strict=_current.strict)
+            trace("install(): already installed; returning the existing handle")
+            return _current
+
+        def note(message: str) -> None:  # a setting's problem: never fatal
+            warn(message, strict=False)
+
+        strict = bool(strict) or settings.flag(settings.STRICT, note)
+        disabled = settings.disabled()
+        cache = Cache(Store(settings.cache_directory(cache_dir, note), strict=strict))
+        if disabled.everything:
+            trace("install(): ASTPATCH_DISABLE turns astpatch off")
+            return Installation(Session(RuleSet(note), cache, strict), arguments, active=False)
+
+        def report(message: str) -> None:
+            warn(message, strict=strict)
+
+        ruleset = RuleSet(report, disabled.rule_ids)
+        ruleset.load(standard_sources(rules or ()))
+        for unknown in ruleset.unknown_disabled():
+            report(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
+                   f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
+        session = Session(ruleset, cache, strict)
+        # Rules that other distributions ship: from the index when it is current (no metadata is
+        # read), else discovered at the first import (see astpatch._rules.entrypoints).
+        indexed = read_index(cache.store, report) if cache.store.usable() else None
+        if indexed is not None:
+            ruleset.add_pending(indexed)
+        installation = Installation(session, arguments, active=True)
+        if indexed is None:
+            installation.finder.discover_first()
+        trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {cache.directory}")
+        sys.meta_path.insert(0, installation.finder)
+        _current = installation
+        for module in sorted(installation.targets & sys.modules.keys()):
+            # Imported too early to be rewritten: patch its live functions if that is sound.
+            session.report(patch_imported_module(session, module, sys.modules[module]))
+        return installation
+
+
+def _arguments(rules: Iterable[Rule | str | os.PathLike[str]] | None, cache_dir: object, strict: bool) -> tuple:
+    """What an install() call asks for, comparable between calls (rules by what they do)."""
+    asked = [r.fingerprint() if isinstance(r, Rule) else os.fspath(r) for r in (rules or ())]
+    return asked, os.fspath(cache_dir) if isinstance(cache_dir, os.PathLike) else cache_dir, bool(strict)
+
+
+def uninstall() -> None:
+    """Remove astpatch's finder, if installed."""
+    with _lock:
+        if _current is not None:
+            _current.uninstall()
+
+
+def applied() -> list[oc.Outcome]:
+    """Every rule outcome met by an import in this process, oldest first."""
+    return oc.recorded()

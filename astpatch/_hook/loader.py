@@ -1,0 +1,64 @@
+"""The loader of target modules: a `SourceFileLoader` whose code production is patched.
+
+Subclassing `SourceFileLoader` and overriding only `get_code` keeps everything else as Python
+does it: `__file__`, `__spec__`, `__cached__`, resource readers, `pkgutil`, `get_source`.
+Upstream's normal `.pyc` in `__pycache__` is never written with patched code: patched code goes
+to astpatch's own cache, so a process without astpatch still runs upstream's code.
+"""
+
+from __future__ import annotations
+
+from importlib.machinery import SourceFileLoader
+
+from .._base import outcomes as oc
+from .._base.messages import AstpatchError, trace
+from .._engine.pipeline import build, patched_source, show_patched_source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType
+
+    from .session import Session
+
+
+class PatchingLoader(SourceFileLoader):
+    """Loads one target module, applying the rules that target it."""
+
+    def __init__(self, fullname: str, path: str, session: Session, inner: SourceFileLoader | None = None) -> None:
+        super().__init__(fullname, path)
+        self._session = session
+        # Another import hook's loader for this module (a SourceFileLoader subclass that
+        # transforms source, like typeguard's): it compiles our patched source, so both apply,
+        # and it loads the module whenever no rule changes it.
+        self._inner = inner
+
+    def get_code(self, fullname: str) -> CodeType | None:
+        rules = self._session.rules.for_module(fullname)
+        try:
+            code = self._patched_code(fullname, rules) if rules else None
+        except AstpatchError:
+            raise
+        except Exception as error:  # astpatch itself failed: the import must still work
+            self._session.report([
+                oc.Outcome(r.id, fullname, oc.FAILED, f"astpatch failed: {type(error).__name__}: {error}")
+                for r in rules
+            ])
+            code = None
+        if code is None:
+            trace(f"{fullname}: running upstream's code")
+            return self._inner.get_code(fullname) if self._inner is not None else super().get_code(fullname)
+        return code
+
+    def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
+        path = self.get_filename(fullname)
+        stats = self.path_stats(path)
+        source = self.get_data(path)
+        built = build(fullname, path, source, rules, self._session.cache,
+                      upstream=lambda: SourceFileLoader.get_code(self, fullname))
+        self._session.report(built.outcomes)
+        if built.code is None:
+            return None
+        show_patched_source(path, stats, source, built.spans)
+        if self._inner is not None:
+            return self._inner.source_to_code(patched_source(source, built.spans), path)
+        return built.code

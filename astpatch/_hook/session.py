@@ -1,0 +1,67 @@
+"""What the import hook works with: the rule set, the cache, and where outcomes are reported.
+
+The finder, the loader and live patching see only this, so the hook's parts do not depend on
+the `Installation` handle that owns them.
+"""
+
+from __future__ import annotations
+
+from .._base import outcomes as oc
+from .._base.messages import trace, warn
+from .._base.metadata import installed_version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._engine.cache import Cache
+    from .._rules.ruleset import RuleSet
+
+
+class Session:
+    """The rules and the cache of one installation, and its reporting policy (warn, or raise when strict)."""
+
+    def __init__(self, rules: RuleSet, cache: Cache, strict: bool) -> None:
+        self.rules = rules
+        self.cache = cache
+        self.strict = strict
+
+    def report_problem(self, message: str) -> None:
+        warn(message, strict=self.strict)
+
+    def discover_plugins(self) -> None:
+        """Read the `astpatch.rules` entry points (importlib.metadata) and index them."""
+        from .._rules import entrypoints
+
+        trace("discovering the astpatch.rules entry points (no current index)")
+        found, rules = entrypoints.discover(self.report_problem)
+        self.rules.add(rules)
+        if self.cache.store.usable(create=True):
+            entrypoints.write_index(self.cache.store, found)
+
+    def report(self, outcomes: list[oc.Outcome]) -> None:
+        """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
+        oc.record(outcomes)
+        for o in outcomes:
+            source = "cache" if o.from_cache else "rewrite"
+            trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}")
+            rule = self.rules.get(o.rule_id)
+            if o.status == oc.NOT_APPLICABLE and o.version is None and rule is not None and rule.gate_distribution:
+                # The gate names a distribution that is not installed (a typo, often).
+                warn(f"astpatch: rule {o.rule_id} is not applied to {o.module}: {o.reason}. Check the "
+                     "distribution name in the rule's gate.", strict=False)
+            if o.status in oc.PROBLEMS:
+                warn(
+                    f"astpatch: rule {o.rule_id} was not applied to {o.module}{self._installed(o)}: {o.reason}. "
+                    f"{o.module} is imported without this fix. Run `astpatch list` to see every rule's "
+                    f"state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn the rule off.",
+                    strict=self.strict,
+                )
+
+    def _installed(self, o: oc.Outcome) -> str:
+        """` (torch 2.10.0)`: the installed version a problem was met with, for the message."""
+        rule = self.rules.get(o.rule_id)
+        distribution = rule.gate_distribution if rule is not None else None
+        version = o.version
+        if distribution is None:  # no gate: the top-level package's distribution, if it has one
+            distribution = o.module.split(".")[0]
+            version = installed_version(distribution)
+        return f" ({distribution} {version})" if version else ""

@@ -1,0 +1,56 @@
+"""What each rule would do to a module's source, computed afresh (never from the cache).
+
+Shared by the command line (`list`, `diff`, `check`) and the pytest plugin. The source comes
+from a `Sources` (the installed environment, a wheel, a directory...), so nothing is imported.
+The states are the outcome statuses of `astpatch.applied()` (`astpatch._base.outcomes`), plus
+`module-missing` when the sources do not have the module.
+"""
+
+from __future__ import annotations
+
+from .._base import outcomes as oc
+from .._base.lines import patched_lines, split_lines
+from .._engine.rewrite import rewrite
+from .._model.rule import Rule
+from .sources import SourceNotFound, Sources
+
+
+class ModuleReport:
+    """One module's source, the rules on it, and what they make of it."""
+
+    def __init__(self, module: str, path: str | None, before: list[str], after: list[str],
+                 outcomes: list[tuple[Rule, oc.Outcome]]) -> None:
+        self.module = module
+        self.path = path
+        self.before = before
+        self.after = after
+        self.outcomes = outcomes  # (rule, outcome), in the rules' order
+
+
+def evaluate(rules: list[Rule], sources: Sources, dist_version: str | None = None) -> list[ModuleReport]:
+    """Rewrite each targeted module's source from `sources`; `dist_version` overrides versions."""
+    by_module: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_module.setdefault(rule.module, []).append(rule)
+    reports = []
+    for module, module_rules in by_module.items():
+        try:
+            path, text = sources.read(module)
+        except SourceNotFound as missing:
+            outcomes = [(r, oc.Outcome(r.id, module, oc.MODULE_MISSING, str(missing))) for r in module_rules]
+            reports.append(ModuleReport(module, None, [], [], outcomes))
+            continue
+        versions = {
+            r.gate_distribution: dist_version or sources.version(r.gate_distribution)
+            for r in module_rules if r.gate_distribution
+        }
+        result = rewrite(module, path, text, module_rules, versions)
+        before = split_lines(text)
+        reports.append(ModuleReport(module, path, before, patched_lines(before, result.spans),
+                                    list(zip(module_rules, result.outcomes))))
+    return reports
+
+
+def outcomes_by_rule(reports: list[ModuleReport]) -> dict[str, oc.Outcome]:
+    """Each rule's outcome, by rule id."""
+    return {rule.id: o for report in reports for rule, o in report.outcomes}

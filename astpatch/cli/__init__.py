@@ -1,0 +1,119 @@
+"""The `astpatch` command line: the parser and `main`; each command lives in its own module.
+
+Exit status: 0 success, 1 a finding (a stale rule, a check that failed), 2 bad usage. Errors in
+what the user gave (a path, a rule id, a diff) are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from .._base.messages import AstpatchWarning
+from .._base.version import __version__
+from ._cache import cmd_cache
+from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._inspect import cmd_check, cmd_diff, cmd_list
+from ._new import cmd_new
+from ._run import cmd_run
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"astpatch: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="astpatch", description="Fix bugs in installed packages by rewriting their source at import time.")
+    parser.add_argument("--version", action="version", version=f"astpatch {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def add(name: str, help: str, rules: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        if rules:
+            sub.add_argument("--rules", action="append", default=[], metavar="PATH",
+                             help="also load rules from this rule file or directory (repeatable)")
+        return sub
+
+    sub = add("list", "list every known rule and its outcome in this environment")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.set_defaults(run=cmd_list)
+
+    sub = add("diff", "show the diff between the installed source and what astpatch executes")
+    sub.add_argument("names", nargs="*", metavar="RULE-ID|MODULE", help="limit to these rules or modules")
+    sub.add_argument("--stat", action="store_true", help="one summary line per module")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the diff (default: on a terminal)")
+    sub.set_defaults(run=cmd_diff)
+
+    sub = add("check", "check each rule against installed or given sources (wheels, sdists, directories, files)")
+    sub.add_argument("--against", action="append", metavar="PATH",
+                     help="a wheel, sdist, site-packages or checkout directory, or .py file (repeatable; default: installed)")
+    sub.add_argument("--rule", action="append", metavar="ID", help="check only this rule (repeatable)")
+    sub.add_argument("--dist-version", action="append", metavar="VERSION",
+                     help="the distribution version to assume (once, or once per --against)")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("-v", "--verbose", action="store_true", help="give the reason for every result")
+    sub.set_defaults(run=cmd_check)
+
+    sub = add("run", "run a Python program with astpatch installed first")
+    sub.add_argument("--rule", action="append", metavar="ID", help="apply only this rule (repeatable)")
+    sub.add_argument("--strict", action="store_true", help="a rule that cannot do its job raises")
+    sub.add_argument("program", nargs=argparse.REMAINDER, metavar="-- script.py | -m module | -c code  [args]")
+    sub.set_defaults(run=cmd_run)
+
+    sub = add("new", "write a rule from an upstream fix's unified diff")
+    sub.add_argument("--from-diff", required=True, metavar="FILE", help="the unified diff (a pull request's .diff)")
+    sub.add_argument("--id", metavar="ID", help="the rule id (default: from the module and function)")
+    sub.add_argument("--gate", metavar="SPEC", help="a version gate such as 'torch>=2.10'")
+    sub.add_argument("--upstream", metavar="TEXT", help="where upstream fixed it (default: the diff's name)")
+    sub.add_argument("--source", metavar="PATH", help="where to read the module (default: installed)")
+    sub.add_argument("-o", "--output", metavar="DIR", help="write the rule file into DIR (default: print it)")
+    sub.set_defaults(run=cmd_new)
+
+    cache = add("cache", "the code cache: dir, info, clear, warm")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
+    cache_commands.required = True
+    cache_commands.add_parser("dir", help="print the cache directory", description="print the cache directory")
+    info = cache_commands.add_parser("info", help="what the cache holds", description="what the cache holds")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    cache_commands.add_parser("clear", help="remove every entry", description="remove every entry")
+    cache_commands.add_parser("warm", help="rewrite and store every targeted module now (e.g. while building an image)",
+                              description="rewrite and store every targeted module now (e.g. while building an image)")
+    cache.set_defaults(run=cmd_cache)
+    return parser
+
+
+def _one_line(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """astpatch's warnings as one line on stderr: in a command, they are about the user's input."""
+    print(message, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":  # the program keeps Python's own warning display
+        return _run(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", AstpatchWarning)
+        warnings.showwarning = _one_line
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"astpatch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

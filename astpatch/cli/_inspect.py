@@ -1,0 +1,129 @@
+"""`astpatch list`, `diff` and `check`: what the rules do, to the installed sources or to others."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+
+from .._base import outcomes as oc
+from .._inspect.evaluate import evaluate, outcomes_by_rule
+from ._common import EXIT_FINDING, EXIT_OK, UsageError, installed_sources, load_rules
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules)
+    outcomes = outcomes_by_rule(evaluate(rules, installed_sources()))
+    rows = [{
+        "id": r.id, "summary": r.summary, "module": r.module, "target": r.target, "gate": r.gate,
+        "upstream": r.upstream, "origin": r.origin, "edit": r.edit.describe(),
+        "outcome": outcomes[r.id].status, "reason": outcomes[r.id].reason, "version": outcomes[r.id].version,
+    } for r in rules]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['id']}: {oc.DESCRIPTIONS[row['outcome']]}")
+            print(f"  {row['summary']}")
+            print(f"  target:   {row['module']}:{row['target']}")
+            print(f"  gate:     {row['gate'] or '(none)'}")
+            print(f"  upstream: {row['upstream']}")
+            print(f"  why:      {row['reason']}")
+        if not rows:
+            print("no rules")
+    return EXIT_FINDING if any(row["outcome"] in oc.PROBLEMS for row in rows) else EXIT_OK
+
+
+def _colour(line: str) -> str:
+    for prefix, code in (("+++", "1"), ("---", "1"), ("@@", "36"), ("+", "32"), ("-", "31")):
+        if line.startswith(prefix):
+            return f"\033[{code}m{line}\033[0m"
+    return line
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules, args.names)
+    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    results: list[dict[str, Any]] = []
+    for module in evaluate(rules, installed_sources()):
+        if module.path is None or module.before == module.after:
+            continue
+        diff = list(difflib.unified_diff(module.before, module.after, f"{module.path} (upstream)",
+                                         f"{module.path} (astpatch)"))
+        added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+        removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+        results.append({"module": module.module, "path": module.path, "added": added, "removed": removed,
+                         "rules": [r.id for r, o in module.outcomes if o.status == oc.APPLIED],
+                         "diff": "".join(d if d.endswith("\n") else d + "\n\\ No newline at end of file\n" for d in diff)})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    elif args.stat:
+        for r in results:
+            print(f"{r['module']}: +{r['added']} -{r['removed']}  {r['path']}  ({', '.join(r['rules'])})")
+        print(f"{len(results)} module(s) changed")
+    else:
+        for r in results:
+            for line in r["diff"].splitlines():
+                print(_colour(line) if colour else line)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .._inspect.sources import SourceError, open_sources
+
+    rules = load_rules(args.rules, args.rule)
+    if not rules:
+        raise UsageError("no rules to check")
+    targets = args.against or [None]
+    versions = args.dist_version or []
+    if len(versions) > 1 and len(versions) != len(targets):
+        raise UsageError(f"give --dist-version once, or once per --against ({len(targets)})")
+    columns: list[dict[str, Any]] = []
+    for i, path in enumerate(targets):
+        try:
+            sources = installed_sources() if path is None else open_sources(path)
+        except SourceError as error:
+            raise UsageError(str(error)) from None
+        override = versions[i] if len(versions) > 1 else (versions[0] if versions else None)
+        try:
+            outcomes = outcomes_by_rule(evaluate(rules, sources, override))
+        except SourceError as error:
+            raise UsageError(str(error)) from None
+        gated = [r.gate_distribution for r in rules if r.gate_distribution]
+        version = override or (sources.version(gated[0]) if gated else None)
+        label = f"{gated[0]} {version}" if gated and version else sources.label
+        columns.append({"against": path or "installed", "label": label, "version": version, "outcomes": outcomes})
+
+    stale = [(r.id, c["label"]) for c in columns for r in rules if c["outcomes"][r.id].status in oc.PROBLEMS]
+    if args.json:
+        print(json.dumps({
+            "rules": [r.id for r in rules],
+            "columns": [{"against": c["against"], "label": c["label"], "version": c["version"],
+                         "results": {rid: {"outcome": o.status, "reason": o.reason} for rid, o in c["outcomes"].items()}}
+                        for c in columns],
+            "stale": [{"rule": rid, "against": label} for rid, label in stale],
+        }, indent=2))
+    else:
+        width = max(len(r.id) for r in rules)
+        cells = [max(len(c["label"]), 15) for c in columns]
+        print((f"{'rule':<{width}}  " + "  ".join(f"{c['label']:<{w}}" for c, w in zip(columns, cells))).rstrip())
+        for r in rules:
+            print((f"{r.id:<{width}}  " + "  ".join(f"{c['outcomes'][r.id].status:<{w}}" for c, w in zip(columns, cells))).rstrip())
+        if args.verbose or stale:
+            print()
+            for c in columns:
+                for r in rules:
+                    o = c["outcomes"][r.id]
+                    if args.verbose or o.status in oc.PROBLEMS:
+                        print(f"{r.id} @ {c['label']}: {o.status}: {o.reason}")
+        if stale:
+            print(f"\n{len(stale)} stale: a rule its gate selects cannot do its job; update the rule or its gate.")
+    return EXIT_FINDING if stale else EXIT_OK
+
+
