@@ -49,7 +49,11 @@ _EXPORTS = {
     "uninstall": "._hook.installation",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AddExceptClause", "AddExceptTypes", "ApplyHunks", "AstpatchError", "AstpatchWarning", "Edit", "EditResult",
+    "Hunk", "Installation", "Outcome", "Rule", "RuleError", "Target", "__version__", "applied", "install",
+    "uninstall",
+]
 
 
 def __getattr__(name: str) -> object:

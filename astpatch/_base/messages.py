@@ -52,6 +52,14 @@ def trace(message: str) -> None:
 
 
 # astpatch's own directory, with a separator: `site-packages/astpatch_example_rules.py` is a user's.
+def trace_exception(what: str, error: BaseException) -> None:
+    """Trace `what` with the whole traceback of `error` (only when tracing: formatting costs)."""
+    if tracing():
+        import traceback
+
+        trace(f"{what}:\n{''.join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()}")
+
+
 _PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
 
 

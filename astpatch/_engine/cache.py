@@ -23,6 +23,10 @@ import zlib
 from .._base.messages import trace, warn
 from .._base.store import Store, Unreadable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # An entry: magic and format (9 bytes), a CRC-32 of the rest (4), the length of the metadata
 # (4), the metadata (marshalled key, outcomes, spans), then the marshalled code, or nothing.
 # The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
@@ -57,9 +61,9 @@ class CacheKey:
         return cls(**dict(zip(cls.__slots__, data)))
 
     def replace(self, **changes: object) -> CacheKey:
-        fields = dict(zip(self.__slots__, self.as_tuple()))
+        fields: dict[str, Any] = dict(zip(self.__slots__, self.as_tuple()))
         fields.update(changes)
-        return CacheKey(**fields)  # type: ignore[arg-type]
+        return CacheKey(**fields)
 
     def file_name(self) -> str:
         import _imp

@@ -17,6 +17,7 @@ import types
 
 from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
+from .._base.messages import trace_exception
 from .._model.edit import ALREADY_FIXED, APPLIED, Target
 from .._model.gate import evaluate
 from .._model.rule import Rule
@@ -100,6 +101,7 @@ def _edit_function(lines: list[str], definition: Definition, qualname: str, modu
                 function, edited = _Function(edited), None
             result = rule.edit.apply(Target(function.node, qualname, module, function.code))
         except Exception as error:  # a broken edit must not break the import
+            trace_exception(f"{module}: the edit of rule {rule.id} raised", error)
             reason = f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}"
             outcomes.append(_not_selected_or(rule, module, versions, oc.FAILED, reason))
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
-from .._base.messages import AstpatchError, trace
+from .._base.messages import AstpatchError, trace, trace_exception
 from .._engine.pipeline import build, patched_source, show_patched_source
 
 TYPE_CHECKING = False
@@ -39,6 +39,7 @@ class PatchingLoader(SourceFileLoader):
         except AstpatchError:
             raise
         except Exception as error:  # astpatch itself failed: the import must still work
+            trace_exception(f"{fullname}: astpatch failed", error)
             self._session.report([
                 oc.Outcome(r.id, fullname, oc.FAILED, f"astpatch failed: {type(error).__name__}: {error}")
                 for r in rules

@@ -23,12 +23,12 @@ import marshal
 import os
 import sys
 
+from .._base.store import Store, Unreadable
+from .._model.rule import Rule
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-from .._base.store import Store, Unreadable
-from .._model.rule import Rule
 
 GROUP = "astpatch.rules"
 INDEX_PREFIX = "entry-points-"

@@ -29,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['id']}: {oc.DESCRIPTIONS[row['outcome']]}")
+            print(f"{row['id']}: {oc.DESCRIPTIONS[str(row['outcome'])]}")
             print(f"  {row['summary']}")
             print(f"  target:   {row['module']}:{row['target']}")
             print(f"  gate:     {row['gate'] or '(none)'}")
