@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from site import getsitepackages, getusersitepackages
 
 import pytest
 
@@ -142,13 +143,22 @@ def hook(tmp_path):
     clear_outcomes()
 
 
+# Where this process imported astpatch from, when that is not a site-packages directory (plain
+# `pytest` in a checkout, pyproject.toml's `pythonpath`): the subprocesses the tests start must
+# import that same copy, not an installed one or none.
+_ASTPATCH_HOME = str(Path(astpatch.__file__).resolve().parent.parent)
+_SITE_DIRS = {str(Path(p).resolve()) for p in [*getsitepackages(), getusersitepackages()]}
+_EXTRA_PATH = [] if _ASTPATCH_HOME in _SITE_DIRS else [_ASTPATCH_HOME]
+
+
 def clean_env(site: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment for a subprocess: no astpatch settings from outside the test, and `site`
-    (a directory of modules the test wrote) first on PYTHONPATH."""
+    """The environment for a subprocess: no astpatch settings from outside the test, `site`
+    (a directory of modules the test wrote) first on PYTHONPATH, and this process's astpatch."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
     env.update(extra)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+    paths = [str(site) if site is not None else "", env.get("PYTHONPATH", ""), *_EXTRA_PATH]
+    if any(paths):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 
 
@@ -189,7 +199,17 @@ def pytest_runtest_logreport(report):
             _fault_results[report.nodeid] = (concern, report.nodeid.split("::")[1], report.outcome)
 
 
-def pytest_collection_modifyitems(items):
+# Markers for tests that need a newer Python than the oldest supported: deselected (as `-m` does),
+# never skipped, on older interpreters, so that a skip always means something did not run.
+NEEDS_PYTHON = {"python311": (3, 11)}
+
+
+def pytest_collection_modifyitems(config, items):
+    too_old = [item for item in items if any(sys.version_info < needed and item.get_closest_marker(name)
+                                             for name, needed in NEEDS_PYTHON.items())]
+    if too_old:
+        config.hook.pytest_deselected(items=too_old)
+        items[:] = [item for item in items if item not in too_old]
     for item in items:
         doc = (getattr(item.function, "__doc__", None) or "").strip().splitlines()
         item.user_properties.append(("case", doc[0] if doc else item.name))

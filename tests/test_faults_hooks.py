@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -114,3 +115,37 @@ def test_under_pytest_assertion_rewriting(tmp_path):
     assert "1 failed, 1 passed" in result.stdout, result.stdout
     assert "At index 1 diff: 2 != 3" in result.stdout  # pytest's rewritten assertion explains the failure
     assert "pickler-valueerror on pickler: applied" in result.stdout
+
+
+ALREADY_FIXED_PROGRAM = r'''
+import json
+import astpatch
+from typeguard import install_import_hook, TypeCheckError
+install_import_hook(["pickler"])
+astpatch.install(rules=[{rule!r}], cache_dir={cache!r})
+import pickler
+try:
+    pickler.count()
+    count = "not checked"
+except TypeCheckError:
+    count = "TypeCheckError"
+print(json.dumps({{"count": count, "outcomes": [[o.status, o.from_cache] for o in astpatch.applied()]}}))
+'''
+
+
+def test_typeguard_hook_still_instruments_a_target_that_is_already_fixed(tmp_path):
+    """typeguard's hook, then astpatch, on a target upstream already fixed: typeguard still instruments it.
+
+    No rule changes the module, so astpatch runs upstream's code, which must still come from
+    typeguard's loader (its instrumented code), not from a plain compile of the file: when the
+    outcome is computed and when it is read from the cache.
+    """
+    fixed = TYPEGUARD_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    s = Scenario(tmp_path, source=fixed + '\n\ndef count() -> int:\n    return "three"\n')
+    program = ALREADY_FIXED_PROGRAM.format(rule=str(s.rule), cache=str(s.cache))
+    for from_cache in (False, True):
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=s.env(),
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"count": "TypeCheckError", "outcomes": [["already-fixed", from_cache]]}
+        assert "AstpatchWarning" not in result.stderr

@@ -83,3 +83,36 @@ def test_two_rule_sets_alternating_on_one_cache(tmp_path):
         assert run["patched"] is False and run["output"] == UPSTREAM
         assert run["outcomes"] == [["applied", round_ == 1]]
     assert len(s.entries()) == 2
+
+
+CUSTOM_KIND_RULE = '''
+from astpatch import Edit, EditResult, Rule
+
+
+class AddByText(Edit):
+    kind = "add-by-text"
+
+    def params(self):
+        return {}
+
+    def apply(self, target):
+        fixed = target.code.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+        return EditResult.applied_code(fixed, "added by text")
+
+
+RULE = Rule(id="pickler-valueerror", summary="s", module="pickler", target="Pickler.dumps",
+            edit=AddByText(), upstream="test fixture")
+'''
+
+
+def test_a_custom_edit_kinds_code_changed(tmp_path):
+    """A custom edit kind's apply() changes, its params() the same: its code is in the key."""
+    s = Scenario(tmp_path, rule_file=CUSTOM_KIND_RULE)
+    s.run().assert_patched(from_cache=False)
+    s.run().assert_patched(from_cache=True)
+    s.rule.write_text(CUSTOM_KIND_RULE.replace("AttributeError, ValueError)", "AttributeError, KeyError)"))
+    run = s.run()
+    assert run["outcomes"] == [["applied", False]] and run["patched"] is False and run["output"] == UPSTREAM
+    again = s.run()
+    assert again["outcomes"] == [["applied", True]] and again["output"] == UPSTREAM
+    assert len(s.entries()) == 2

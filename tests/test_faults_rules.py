@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
+
 from conftest import RULE_FILE
-from scenario import PATCHED, UPSTREAM, Scenario
+from scenario import PATCHED, UPSTREAM, Run, Scenario
 
 RAISING_RULE = '''
 from astpatch import Edit, Rule
@@ -93,3 +97,86 @@ def test_a_rule_path_that_does_not_exist(tmp_path):
     run = s.run(install_args=f"rules=[{str(missing)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
     run.assert_patched()
     assert run.warnings == [f"astpatch: rule path {missing} does not exist; its rules are not loaded."]
+
+
+KIND_WITHOUT_PARAMS = '''
+from astpatch import Edit, EditResult, Rule
+
+class NoParams(Edit):
+    kind = "no-params"
+    def apply(self, target):
+        return EditResult.already_fixed("nothing to do")
+
+RULE = Rule(id="pickler-custom", summary="s", module="pickler", target="Pickler.dumps",
+            edit=NoParams(), upstream="test fixture")
+'''
+
+BAD_PARAMS = {
+    "returns a list": ("ListParams", "return ['add', 'ValueError']",
+                       "returned list, not a dict of its parameters as plain data"),
+    "raises": ("RaisingParams", "raise KeyError('add')",
+               "raised KeyError: 'add'; an edit kind must return its parameters as a dict of plain data"),
+}
+
+
+def bad_params_kind(name: str, body: str) -> str:
+    return KIND_WITHOUT_PARAMS.replace("NoParams", name).replace(
+        "    def apply", f"    def params(self):\n        {body}\n    def apply")
+
+
+def test_an_edit_kind_without_params(tmp_path):
+    """A rule file whose edit kind does not define params(): that file fails to load, named, and the rest applies."""
+    s = Scenario(tmp_path)
+    custom = tmp_path / "custom.py"
+    custom.write_text(KIND_WITHOUT_PARAMS)
+    run = s.run(install_args=f"rules=[{str(custom)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
+    run.assert_patched(from_cache=False)
+    (message,) = run.warnings
+    # Python words the abstract method differently across versions; the class and the method are named.
+    start = f"astpatch: rule file {custom} failed to load: TypeError: Can't instantiate abstract class NoParams "
+    end = ". The other rules still apply."
+    assert message.startswith(start) and message.endswith(end), message
+    assert "params" in message[len(start):-len(end)] and "update astpatch" not in message
+
+
+@pytest.mark.parametrize("case", BAD_PARAMS)
+def test_an_edit_kind_whose_params_are_not_a_dict(tmp_path, case):
+    """A rule file whose edit kind's params() gives no dict: that file fails to load, named, and the rest applies."""
+    name, body, problem = BAD_PARAMS[case]
+    s = Scenario(tmp_path)
+    custom = tmp_path / "custom.py"
+    custom.write_text(bad_params_kind(name, body))
+    run = s.run(install_args=f"rules=[{str(custom)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
+    run.assert_patched(from_cache=False)
+    assert run.warnings == [f"astpatch: rule file {custom} failed to load: RuleError: rule 'pickler-custom': the edit "
+                            f"kind {name}'s params() {problem}. The other rules still apply."]
+
+
+@pytest.mark.parametrize("case", BAD_PARAMS)
+def test_rule_refuses_an_edit_whose_params_are_not_a_dict(case):
+    """Rule() refuses an edit whose params() does not return a dict, naming the kind and params()."""
+    from astpatch import Rule, RuleError
+
+    name, body, problem = BAD_PARAMS[case]
+    namespace: dict = {}
+    exec(bad_params_kind(name, body).split("\nRULE = ")[0], namespace)
+    with pytest.raises(RuleError) as raised:
+        Rule(id="pickler-custom", summary="s", module="pickler", target="Pickler.dumps", edit=namespace[name](),
+             upstream="test fixture")
+    assert str(raised.value) == f"rule 'pickler-custom': the edit kind {name}'s params() {problem}"
+
+
+def test_rule_files_leave_no_bytecode_in_the_rule_directory(tmp_path):
+    """Loading a rule directory with bytecode writing on writes no __pycache__ into it."""
+    s = Scenario(tmp_path)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "pickler_rule.py").write_text(RULE_FILE)
+    (s.site / "plain.py").write_text("VALUE = 1\n")
+    env = s.env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    command = s.command(after="import plain", install_args=f"rules=[{str(rules)!r}], cache_dir={str(s.cache)!r}")
+    run = Run(subprocess.run(command, capture_output=True, text=True, env=env, timeout=120))
+    run.assert_patched(from_cache=False)
+    assert list((s.site / "__pycache__").glob("plain.*.pyc"))  # bytecode writing was on in that process
+    assert sorted(p.name for p in rules.iterdir()) == ["pickler_rule.py"]

@@ -290,3 +290,46 @@ def test_patched_lines_are_built_only_when_read_and_read_like_a_list(modules, ho
     assert linecache.getline(str(path), 17).strip() == "except (TypeError, AttributeError, ValueError) as e:"
     linecache.checkcache(str(path))  # the file is unchanged: the patched text stays
     assert str(path) in linecache.cache
+
+
+OTHER_ARGUMENTS = {
+    "rules": dict(rules=[rule(edit=astpatch.AddExceptTypes(add=("KeyError",), converts_to="Bypass"))]),
+    "cache_dir": dict(cache_dir=False),
+    "strict": dict(strict=True),
+}
+IGNORED = ("astpatch: install() was called again with other arguments while astpatch is installed; they are ignored "
+           "and the first installation stays. Call astpatch.uninstall() first to install with other rules, cache or "
+           "strictness.")
+
+
+@pytest.mark.parametrize("changed", OTHER_ARGUMENTS)
+def test_a_second_install_with_other_arguments_returns_the_first_and_warns(hook, tmp_path, changed):
+    """A second install() asking for something else cannot get it: it is told so, once."""
+    first = hook(rules=[rule()])
+    arguments = {"rules": [rule()], "cache_dir": tmp_path / "cache", "strict": False, **OTHER_ARGUMENTS[changed]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = astpatch.install(**arguments)
+    assert again is first and first.active
+    assert [(str(w.message), w.filename) for w in caught if issubclass(w.category, astpatch.AstpatchWarning)] == [
+        (IGNORED, __file__)]
+    assert [r.fingerprint() for r in first.rules if r.id.startswith("pickler")] == [rule().fingerprint()]
+    assert first.cache.directory == str(tmp_path / "cache") and not first.strict
+
+
+def test_a_second_install_with_the_same_arguments_is_silent(hook, tmp_path):
+    """Installing twice with the same request (a library and its user, say) is not worth a warning."""
+    first = hook(rules=[rule()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Rules compare by what they do, not by identity; a path compares as its text.
+        assert astpatch.install(rules=[rule()], cache_dir=str(tmp_path / "cache")) is first
+
+
+def test_a_second_install_with_other_arguments_raises_when_the_first_is_strict(hook, tmp_path):
+    """Strict mode turns the ignored arguments into an error, and the first installation stays."""
+    first = hook(rules=[rule()], strict=True)
+    with pytest.raises(astpatch.AstpatchError) as raised:
+        astpatch.install(rules=[rule()], cache_dir=tmp_path / "cache")  # strict=False: other arguments
+    assert str(raised.value) == IGNORED
+    assert first.active and sys.meta_path[0] is first.finder

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import textwrap
 import types
+from importlib.util import decode_source
+
+import pytest
 
 import astpatch
 from astpatch._base import outcomes as oc
-from astpatch._engine.rewrite import rewrite
 from astpatch._base.lines import linecache_lines, patched_lines, split_lines
+from astpatch._engine.rewrite import rewrite
 
 from conftest import PICKLER_SOURCE, code_fields, rule
 
@@ -215,12 +218,34 @@ def test_a_source_that_does_not_parse():
     assert o.status == oc.FAILED and o.reason.startswith("m.py does not parse")
 
 
-def test_tabs_crlf_and_no_final_newline():
-    source = "class Pickler:\n\tdef dumps(self, obj):\n\t\ttry:\n\t\t\treturn obj\n\t\texcept TypeError as e:\n\t\t\traise Bypass() from e"
-    result = rewrite("m", "m.py", source, [rule(module="m")], {})
-    assert result.outcomes[0].status == oc.APPLIED
-    text = "".join(patched_lines(split_lines(source), result.spans))
-    assert text == source.replace("except TypeError as e", "except (TypeError, ValueError) as e")
+# A file as some editors write it: CRLF line endings, tab indents, and the target last, without a final newline.
+CRLF_FILE = (b"class Bypass(Exception):\r\n\tpass\r\n\r\n\r\nclass Pickler:\r\n\tdef dumps(self, obj):\r\n"
+             b"\t\ttry:\r\n\t\t\treturn int(obj)\r\n\t\texcept TypeError as e:\r\n\t\t\traise Bypass() from e")
+
+
+def test_tabs_crlf_and_no_final_newline(modules, hook):
+    """The bytes on disk are decoded as the import system does; the result is what a plain import
+    of the patched file (CRLF, tabs, no final newline kept) would run."""
+    path = modules("crlf_module", "")
+    path.write_bytes(CRLF_FILE)
+    patched_file = CRLF_FILE.replace(b"except TypeError as e", b"except (TypeError, ValueError) as e")
+    # compile() of the bytes is what SourceFileLoader runs for a plain import of the patched file.
+    plain = compile(patched_file, str(path), "exec", dont_inherit=True)
+
+    text = decode_source(CRLF_FILE)
+    result = rewrite("crlf_module", str(path), text, [rule(module="crlf_module")], {})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]
+    assert "".join(patched_lines(split_lines(text), result.spans)) == decode_source(patched_file)
+    assert code_fields(result.code) == code_fields(plain)
+
+    hook(rules=[rule(module="crlf_module")])
+    import crlf_module
+
+    assert [(o.module, o.status) for o in astpatch.applied()] == [("crlf_module", oc.APPLIED)]
+    (dumps,) = [c for c in codes(plain) if c.co_name == "dumps"]
+    assert code_fields(crlf_module.Pickler.dumps.__code__) == code_fields(dumps)
+    with pytest.raises(crlf_module.Bypass):
+        crlf_module.Pickler().dumps("not a number")  # ValueError, converted by the patched clause
 
 
 def test_a_missing_target_outside_the_gate_is_not_applicable():
@@ -298,12 +323,9 @@ def module_level():
 '''
 
 
+@pytest.mark.python311  # 3.10 has no end positions in code objects: it always parses (the other tests cover it)
 def test_the_code_object_path_gives_the_same_code_as_parsing_the_module():
     """Locating from the upstream code objects and compiling only the function: as a full rewrite."""
-    import sys
-
-    if sys.version_info < (3, 11):
-        return  # 3.10 has no end positions in code objects: it always parses (the other tests cover it)
     r = rule(target="Outer.Pickler.dumps")
     upstream = compile(FAST_PATH_SOURCE, "m.py", "exec", dont_inherit=True)
     fast = rewrite("pickler", "m.py", FAST_PATH_SOURCE, [r], {}, upstream=upstream)

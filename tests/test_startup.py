@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, install_dist, run_python
 
@@ -18,7 +19,8 @@ import astpatch
 sys.addaudithook(audit)
 astpatch.install(rules=[{rules!r}])
 heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "pickler", "ast") if m in sys.modules]
-print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0]}}))
+from astpatch._rules.rulefiles import builtin_rules_dir
+print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0], "rules": builtin_rules_dir()}}))
 '''
 
 
@@ -40,11 +42,12 @@ def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
     out = check(run_python(INSTALL_ONLY.format(rules=str(rules)), env=env_with_site(site)))
     data = json.loads(out)
     assert data["heavy"] == []
-    # The only directory listings are astpatch's own: the shipped rules, and its subpackages as the
-    # import system finds their modules. No metadata is read, no other directory listed.
-    assert data["events"] and all(kind == "listdir" and path.startswith(data["package"])
+    # The only directory listings are astpatch's own: the shipped rules (inside the package when
+    # installed, `rules/` beside it in a checkout), and its subpackages as the import system finds
+    # their modules. No metadata is read, no other directory listed.
+    assert data["events"] and all(kind == "listdir" and (path.startswith(data["package"]) or path == data["rules"])
                                   for kind, path in data["events"]), data["events"]
-    assert [path for _, path in data["events"] if path.endswith("/rules")] == [data["package"] + "/rules"]
+    assert [path for _, path in data["events"] if path.endswith("/rules")] == [data["rules"]]
 
 
 PROBE = '''
@@ -106,3 +109,48 @@ def test_gate_reads_the_installed_version(tmp_path):
     assert "pickledist 0.5 is outside the gate pickledist>=1" in out
     install_dist(site, "pickledist", "1.0a0+git123")
     assert check(run_python(code, env=env_with_site(site))).split("\n")[0] == "patched"
+
+
+USER_MODULE = '''
+import warnings
+
+import astpatch
+
+
+def install(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        astpatch.install(rules=[path], cache_dir=False)
+    return [[str(w.message), w.filename] for w in caught]
+'''
+
+ATTRIBUTION = '''
+import json, sys
+sys.path.insert(0, {user_dir!r})
+import astpatch, usermod
+print(json.dumps({{"astpatch": astpatch.__file__, "warnings": usermod.install({missing!r})}}))
+'''
+
+
+def test_a_warning_is_attributed_to_user_code_whose_path_starts_like_astpatchs(tmp_path):
+    """A user module in `<astpatch's directory>_user/` is the user's code, not astpatch's: warnings point at it."""
+    import shutil
+
+    import astpatch
+    from astpatch._rules.rulefiles import builtin_rules_dir
+
+    # A copy of astpatch, so that a directory named like its own can be made beside it.
+    home = tmp_path / "home"
+    package = home / "astpatch"
+    shutil.copytree(Path(astpatch.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    if not (package / "rules").is_dir():
+        shutil.copytree(builtin_rules_dir(), package / "rules", ignore=shutil.ignore_patterns("__pycache__"))
+    user_dir = home / "astpatch_user"
+    user_dir.mkdir()
+    (user_dir / "usermod.py").write_text(USER_MODULE)
+    missing = tmp_path / "nowhere"
+    code = ATTRIBUTION.format(user_dir=str(user_dir), missing=str(missing))
+    data = json.loads(check(run_python(code, env=clean_env(site=home), cwd=tmp_path)))
+    assert data["astpatch"] == str(package / "__init__.py")
+    assert data["warnings"] == [[f"astpatch: rule path {missing} does not exist; its rules are not loaded.",
+                                 str(user_dir / "usermod.py")]]

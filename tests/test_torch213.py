@@ -60,5 +60,5 @@ def test_astpatch_list_says_already_fixed():
     result = subprocess.run([sys.executable, "-m", "astpatch", "list", "--json"], capture_output=True, text=True,
                             env=clean_env())
     rows = json.loads(check(result))
-    assert {r["id"]: r["state"] for r in rows} == {
+    assert {r["id"]: r["outcome"] for r in rows} == {
         RULE_ID: "already-fixed", "torch-fxgraph-cache-key-pybind11-runtimeerror": "already-fixed"}

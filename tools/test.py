@@ -17,7 +17,10 @@ Tiers:
 
 Each tier runs in its own virtual environment under .venvs/, created on first use and reused
 (see tools/venvs.py), with this checkout installed into it as a regular wheel install, and
-pytest started outside the checkout, so the tests exercise astpatch as users install it.
+pytest started outside the checkout, so the tests exercise astpatch as users install it. (Plain
+`pytest` in the checkout runs the engine tests on the checkout, under the interpreter at hand.)
+A selected test that does not run (skipped, xfailed or xpassed) is a failure of its tier; tests
+that need a newer Python are deselected on older ones instead (tests/conftest.py).
 An interpreter that is missing is reported as such; `--require-all-pythons` (used by CI) makes
 that a failure.
 """
@@ -51,18 +54,35 @@ TIERS = {
 }
 
 
-def counts(output: str) -> tuple[int, int]:
-    """(passed, failed + errors) from pytest's closing line."""
-    lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
-    if not lines:
-        return 0, 0
-    last = lines[-1]
+# The words of pytest's closing line ("== 1 failed, 40 passed, 2 skipped, 3 deselected in 9.1s ==").
+OUTCOME_WORDS = ("passed", "failed", "errors", "error", "skipped", "xfailed", "xpassed", "deselected")
+# Tests that were collected and selected but did not simply pass or fail: each counts as a failure
+# of the tier (a deselected test, by -m or by conftest.py's version markers, is not one of them).
+NOT_RUN = ("skipped", "xfailed", "xpassed")
 
-    def number(word: str) -> int:
-        match = re.search(rf"(\d+) {word}", last)
-        return int(match.group(1)) if match else 0
 
-    return number("passed"), number("failed") + number("error")
+def closing_counts(output: str) -> dict[str, int]:
+    """The counts of pytest's closing line (the last line with "N <outcome>" and "in N.NNs"), by word."""
+    pattern = re.compile(rf"(\d+) ({'|'.join(OUTCOME_WORDS)})\b")
+    for line in reversed(output.splitlines()):
+        if re.search(r"\bin \d+(\.\d+)?s\b", line) and (found := pattern.findall(line)):
+            totals: dict[str, int] = {}
+            for number, word in found:
+                word = "error" if word == "errors" else word
+                totals[word] = totals.get(word, 0) + int(number)
+            return totals
+    return {}
+
+
+def counts(output: str, name: str = "") -> tuple[int, int]:
+    """(passed, failed + errors + tests that did not run) from pytest's closing line; says which did not run."""
+    totals = closing_counts(output)
+    not_run = {word: totals[word] for word in NOT_RUN if totals.get(word)}
+    if not_run:
+        what = ", ".join(f"{n} {word}" for word, n in not_run.items())
+        print(f"[{name}] {what}: {sum(not_run.values())} selected test(s) did not simply pass or fail, "
+              "counted as failures of this tier", flush=True)
+    return totals.get("passed", 0), totals.get("failed", 0) + totals.get("error", 0) + sum(not_run.values())
 
 
 def run_tool(name: str, python: str, started: float) -> tuple[str, int, int, float]:
@@ -98,17 +118,20 @@ def run_tier(name: str, extra: list[str]) -> tuple[str, int, int, float]:
         env["ASTPATCH_TEST_WHEELS"] = str(venvs.fetch_wheels(RELEASED_TORCH, log=lambda m: print(f"[{name}] {m}", flush=True)))
     venv = venvs.ensure(requirements, python, log=lambda m: print(f"[{name}] {m}", flush=True))
     venvs.install_project(venv, log=lambda m: print(f"[{name}] {m}", flush=True))
+    # `-m` overrides pyproject.toml's addopts (the engine tests); `-o pythonpath=` takes the checkout
+    # off sys.path (plain `pytest` in a checkout puts it there).
     command = [str(venvs.bin_python(venv)), "-m", "pytest", "-p", "no:cacheprovider",
-               "--rootdir", str(venvs.ROOT), "-c", str(venvs.ROOT / "pyproject.toml"),
+               "--rootdir", str(venvs.ROOT), "-c", str(venvs.ROOT / "pyproject.toml"), "-o", "pythonpath=",
                "-m", marks, str(venvs.ROOT / "tests"), *extra]
     print(f"[{name}] pytest -m '{marks}'", flush=True)
     # Run from inside the venv directory, not the checkout, so `import astpatch` (in pytest and
     # in the subprocesses the tests start) finds the installed copy.
+    env.pop("PYTHONPATH", None)
     result = subprocess.run(command, cwd=str(venv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sys.stdout.write(result.stdout)
-    passed, failed = counts(result.stdout)
-    status = "ok" if result.returncode == 0 and passed > 0 else "failed"
-    if result.returncode == 0 and passed == 0:
+    passed, failed = counts(result.stdout, name)
+    status = "ok" if result.returncode == 0 and passed > 0 and failed == 0 else "failed"
+    if result.returncode == 0 and passed == 0 and failed == 0:
         print(f"[{name}] no test ran: counted as a failure", flush=True)
         failed += 1
     return status, passed, failed, time.monotonic() - started

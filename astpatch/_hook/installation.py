@@ -16,17 +16,17 @@ from .._base import outcomes as oc
 from .._base import settings
 from .._base.messages import trace, warn
 from .._base.store import Store
-from .._engine.cache import Cache
 from .._model.rule import Rule
 from .._rules.entrypoints import read_index
 from .._rules.ruleset import RuleSet, standard_sources
 from .finder import PatchingFinder
-from .live import patch_imported_module
 from .session import Session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from .._engine.cache import Cache
 
 _lock = _thread.RLock()
 _current: Installation | None = None
@@ -55,6 +55,10 @@ class Installation:
         return self.session.cache
 
     @property
+    def cache_directory(self) -> str | None:
+        return self.session.store.directory
+
+    @property
     def strict(self) -> bool:
         return self.session.strict
 
@@ -79,7 +83,7 @@ class Installation:
 
     def __repr__(self) -> str:
         state = "active" if self.active else "inactive"
-        return f"<astpatch.Installation {state}, {len(self.rules)} rules, cache={self.cache.directory!r}>"
+        return f"<astpatch.Installation {state}, {len(self.rules)} rules, cache={self.cache_directory!r}>"
 
 
 def install(
@@ -116,10 +120,10 @@ def install(
 
         strict = bool(strict) or settings.flag(settings.STRICT, note)
         disabled = settings.disabled()
-        cache = Cache(Store(settings.cache_directory(cache_dir, note), strict=strict))
+        store = Store(settings.cache_directory(cache_dir, note), strict=strict)
         if disabled.everything:
             trace("install(): ASTPATCH_DISABLE turns astpatch off")
-            return Installation(Session(RuleSet(note), cache, strict), arguments, active=False)
+            return Installation(Session(RuleSet(note), store, strict), arguments, active=False)
 
         def report(message: str) -> None:
             warn(message, strict=strict)
@@ -129,20 +133,22 @@ def install(
         for unknown in ruleset.unknown_disabled():
             report(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
                    f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
-        session = Session(ruleset, cache, strict)
+        session = Session(ruleset, store, strict)
         # Rules that other distributions ship: from the index when it is current (no metadata is
         # read), else discovered at the first import (see astpatch._rules.entrypoints).
-        indexed = read_index(cache.store, report) if cache.store.usable() else None
+        indexed = read_index(store, report) if store.usable() else None
         if indexed is not None:
             ruleset.add_pending(indexed)
         installation = Installation(session, arguments, active=True)
         if indexed is None:
             installation.finder.discover_first()
-        trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {cache.directory}")
+        trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {store.directory}")
         sys.meta_path.insert(0, installation.finder)
         _current = installation
         for module in sorted(installation.targets & sys.modules.keys()):
             # Imported too early to be rewritten: patch its live functions if that is sound.
+            from .live import patch_imported_module
+
             session.report(patch_imported_module(session, module, sys.modules[module]))
         return installation
 

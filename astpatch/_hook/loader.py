@@ -12,7 +12,6 @@ from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
 from .._base.messages import AstpatchError, trace, trace_exception
-from .._engine.pipeline import build, patched_source, show_patched_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +50,9 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
+        # The pipeline loads at the first target import, not at install().
+        from .._engine.pipeline import build, patched_source, show_patched_source
+
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
         source = self.get_data(path)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from .._base import outcomes as oc
 from .._base.messages import trace, warn
-from .._base.metadata import installed_version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .._base.store import Store
     from .._engine.cache import Cache
     from .._rules.ruleset import RuleSet
 
@@ -19,10 +19,20 @@ if TYPE_CHECKING:
 class Session:
     """The rules and the cache of one installation, and its reporting policy (warn, or raise when strict)."""
 
-    def __init__(self, rules: RuleSet, cache: Cache, strict: bool) -> None:
+    def __init__(self, rules: RuleSet, store: Store, strict: bool) -> None:
         self.rules = rules
-        self.cache = cache
+        self.store = store
         self.strict = strict
+        self._cache: Cache | None = None
+
+    @property
+    def cache(self) -> Cache:
+        """The code cache, made at the first target import: `install()` does not load the engine."""
+        if self._cache is None:
+            from .._engine.cache import Cache
+
+            self._cache = Cache(self.store)
+        return self._cache
 
     def report_problem(self, message: str) -> None:
         warn(message, strict=self.strict)
@@ -34,8 +44,8 @@ class Session:
         trace("discovering the astpatch.rules entry points (no current index)")
         found, rules = entrypoints.discover(self.report_problem)
         self.rules.add(rules)
-        if self.cache.store.usable(create=True):
-            entrypoints.write_index(self.cache.store, found)
+        if self.store.usable(create=True):
+            entrypoints.write_index(self.store, found)
 
     def report(self, outcomes: list[oc.Outcome]) -> None:
         """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
@@ -62,6 +72,8 @@ class Session:
         distribution = rule.gate_distribution if rule is not None else None
         version = o.version
         if distribution is None:  # no gate: the top-level package's distribution, if it has one
+            from .._base.metadata import installed_version
+
             distribution = o.module.split(".")[0]
             version = installed_version(distribution)
         return f" ({distribution} {version})" if version else ""

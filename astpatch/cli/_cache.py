@@ -92,7 +92,8 @@ def _warm(args: argparse.Namespace, store: Store) -> int:
         for o in built.outcomes:
             print(f"{module}: {o.rule_id}: {o.status}{' (already cached)' if o.from_cache else ''}")
             problems += o.status in oc.PROBLEMS
-    if store.write_failed:
+    # Not warmed: a write failed, or the directory cannot be used at all (then nothing was written).
+    if store.write_failed or not store.usable(create=True):
         print(f"astpatch: nothing could be stored in {store.directory} (see the warning above)", file=sys.stderr)
         problems += 1
     return EXIT_FINDING if problems else EXIT_OK
