@@ -204,12 +204,21 @@ def pytest_runtest_logreport(report):
 NEEDS_PYTHON = {"python311": (3, 11)}
 
 
+def installed() -> bool:
+    """Whether the astpatch under test is an installed distribution (tools/test.py installs it into
+    each tier's venv), not a checkout on sys.path (plain pytest): only then are its pytest11 entry
+    point and its .pth file in place."""
+    package = Path(astpatch.__file__).resolve().parent
+    return any(package.parent.glob("astpatch-*.dist-info"))
+
+
 def pytest_collection_modifyitems(config, items):
-    too_old = [item for item in items if any(sys.version_info < needed and item.get_closest_marker(name)
-                                             for name, needed in NEEDS_PYTHON.items())]
-    if too_old:
-        config.hook.pytest_deselected(items=too_old)
-        items[:] = [item for item in items if item not in too_old]
+    unrunnable = [item for item in items
+                  if any(sys.version_info < needed and item.get_closest_marker(name) for name, needed in NEEDS_PYTHON.items())
+                  or (item.get_closest_marker("installed") and not installed())]
+    if unrunnable:
+        config.hook.pytest_deselected(items=unrunnable)
+        items[:] = [item for item in items if item not in unrunnable]
     for item in items:
         doc = (getattr(item.function, "__doc__", None) or "").strip().splitlines()
         item.user_properties.append(("case", doc[0] if doc else item.name))

@@ -7,12 +7,16 @@ environment, which sees astpatch and its dependencies through a .pth file.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
+
+import astpatch
 
 from conftest import PICKLER_SOURCE, clean_env
 
@@ -40,8 +44,16 @@ def venv(tmp_path_factory):
     python = venv / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    # astpatch, libcst and packaging come from the test environment.
-    (Path(purelib) / "_test_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # astpatch, libcst and packaging come from the test environment; astpatch is the copy this process
+    # imported, reached through a directory of the test's own (the index is stamped with the
+    # modification times of the sys.path directories: a busy checkout would make it stale at random).
+    under_test = root / "under-test"
+    under_test.mkdir()
+    package = Path(astpatch.__file__).resolve().parent
+    (under_test / "astpatch").symlink_to(package, target_is_directory=True)
+    if not (package / "rules").is_dir():  # a checkout: the shipped rules are beside the package
+        (under_test / "rules").symlink_to(package.parent / "rules", target_is_directory=True)
+    (Path(purelib) / "_test_environment.pth").write_text(f"{under_test}\n{sysconfig.get_paths()['purelib']}\n")
     build = root / "build"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--no-index", str(EXAMPLE)], check=True, cwd=root,
@@ -52,10 +64,14 @@ def venv(tmp_path_factory):
     return python, site, root
 
 
-def run(venv, code: str, **env: str) -> subprocess.CompletedProcess:
+def run(venv, code: str, *, path: tuple[Path, ...] = (), **env: str) -> subprocess.CompletedProcess:
+    """Run `code` in the venv, with the test's modules and then `path` first on sys.path, and no other
+    directory: the venv finds astpatch itself."""
     python, site, root = venv
-    environment = clean_env(PYTHONPATH=str(site), **env)
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environment, cwd=root, timeout=120)
+    environment = clean_env(**env)
+    environment["PYTHONPATH"] = os.pathsep.join(map(str, [site, *path]))
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environment, cwd=root,
+                          timeout=120)
 
 
 def test_the_example_distribution_is_installed_with_its_entry_point(venv):
@@ -108,3 +124,85 @@ def test_a_broken_third_party_rule_names_its_distribution(venv, tmp_path):
         assert "torch-fxgraph-cache-key-valueerror" in {r["id"] for r in json.loads(listed.stdout)}
     finally:
         module.write_text(original)
+
+
+def probe(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_venv_imports_the_astpatch_under_test(venv):
+    """Not a copy installed in the test environment, which the venv's .pth file also reaches: the
+    entry-point tests would otherwise test that copy."""
+    result = run(venv, "import astpatch; print(astpatch.__file__)")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve() == Path(astpatch.__file__).resolve()
+
+
+DISCOVERED = ["astpatch_example_rules", "importlib.metadata"]  # what discovery at the first import loads
+
+
+def test_an_index_other_users_can_write_is_not_used_and_is_replaced_by_a_private_one(venv, tmp_path):
+    """The index names modules to import: one that another user could have written must not decide that."""
+    cache = tmp_path / "cache"
+    assert probe(run(venv, PROBE, ASTPATCH_CACHE_DIR=str(cache)))["after_first_import"] == DISCOVERED
+    [index] = cache.glob("entry-points-*.index")
+    index.chmod(0o664)
+
+    result = run(venv, PROBE, ASTPATCH_CACHE_DIR=str(cache))
+    data = probe(result)
+    assert result.stderr.count("AstpatchWarning") == 1, result.stderr
+    assert (f"AstpatchWarning: astpatch: the entry-point index {index} is not used because other users can write "
+            "to it (mode -rw-rw-r--); other distributions' rules are discovered again.") in result.stderr
+    assert data["after_install"] == [] and data["after_first_import"] == DISCOVERED
+    assert data["patched"] is True and data["outcomes"] == [["example-pickler-valueerror", "applied"]]
+    # Discovery wrote the index again, through the store: the same name, private to the user.
+    assert list(cache.glob("entry-points-*.index")) == [index]
+    assert stat.S_IMODE(index.stat().st_mode) == 0o600
+
+    after = run(venv, PROBE, ASTPATCH_CACHE_DIR=str(cache))
+    assert "AstpatchWarning" not in after.stderr
+    assert probe(after)["after_first_import"] == [] and probe(after)["patched"] is True
+
+
+def test_environments_sharing_a_cache_each_keep_their_own_index(venv, tmp_path):
+    """A different sys.path is another environment: alternating two of them rediscovers only the first time each."""
+    cache = tmp_path / "cache"
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    seen = []
+    for environment in ("A", "B", "A", "B"):
+        path = (extra,) if environment == "B" else ()
+        data = probe(run(venv, PROBE, path=path, ASTPATCH_CACHE_DIR=str(cache)))
+        assert data["patched"] is True, environment
+        seen.append((environment, data["after_first_import"]))
+    assert seen == [("A", DISCOVERED), ("B", DISCOVERED), ("A", []), ("B", [])]
+    assert len(list(cache.glob("entry-points-*.index"))) == 2
+
+
+FIND_SPEC_PROBE = r'''
+import importlib.util, json, sys
+import astpatch
+astpatch.install()
+spec = importlib.util.find_spec("pickler")
+stage = {"loader": type(spec.loader).__name__, "metadata_read": "importlib.metadata" in sys.modules,
+         "rules_imported_by_find_spec": "astpatch_example_rules" in sys.modules}
+import pickler
+print(json.dumps({**stage, "rules_imported_by_import": "astpatch_example_rules" in sys.modules,
+                  "patched": "ValueError" in pickler.Pickler.dumps.__code__.co_names}))
+'''
+
+
+def test_finding_a_target_does_not_import_its_entry_point_rules_unless_tracing(venv, tmp_path):
+    """Only the import of a target loads the rules pending from the index; a trace line that names
+    them may load them too, but only when tracing is on."""
+    cache = str(tmp_path / "cache")
+    assert probe(run(venv, PROBE, ASTPATCH_CACHE_DIR=cache))["after_first_import"] == DISCOVERED  # writes the index
+
+    quiet = probe(run(venv, FIND_SPEC_PROBE, ASTPATCH_CACHE_DIR=cache))
+    assert quiet == {"loader": "PatchingLoader", "metadata_read": False, "rules_imported_by_find_spec": False,
+                     "rules_imported_by_import": True, "patched": True}
+
+    traced = run(venv, FIND_SPEC_PROBE, ASTPATCH_CACHE_DIR=cache, ASTPATCH_LOG="debug")
+    assert probe(traced) == {**quiet, "rules_imported_by_find_spec": True}
+    assert "astpatch: pickler: targeted by example-pickler-valueerror; found by SourceFileLoader" in traced.stderr

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from scenario import PATCHED, Scenario
 
 TYPEGUARD_SOURCE = '''\
@@ -100,6 +102,7 @@ def test_typeguard_hook_installed_after_astpatch_claims_its_modules_first(tmp_pa
     assert data["fixed"] == "ValueError escaped" and data["outcomes"] == []
 
 
+@pytest.mark.installed
 def test_under_pytest_assertion_rewriting(tmp_path):
     """astpatch in a pytest session: assertion rewriting still explains failures; the target is patched."""
     s = Scenario(tmp_path)

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import PICKLER_SOURCE, RULE_FILE, clean_env
 
+pytestmark = pytest.mark.installed  # the entry point and the .pth come with the installed distribution
+
 TEST_FILE = '''
 def test_dumps_is_patched():
     import pickler

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import PICKLER_SOURCE, RULE_FILE, clean_env
 
+pytestmark = pytest.mark.installed  # the .pth comes with the installed distribution
+
 SCRIPT = r'''
 import json, multiprocessing, subprocess, sys
 
