@@ -1,4 +1,4 @@
-"""Shared helpers: modules written by the tests, isolated installs, and subprocess runs."""
+"""Shared helpers: modules written by the tests, isolated installs, the environment of a subprocess."""
 
 from __future__ import annotations
 
@@ -86,6 +86,24 @@ def install_dist(site: Path, name: str, version: str) -> Path:
     return dist
 
 
+def write_module(root: Path, name: str, source: str) -> Path:
+    """Write the module `name` (dotted: its packages get an empty __init__.py) under `root`.
+
+    A source that starts with a newline is an indented triple-quoted string: it is dedented.
+    """
+    parts = name.split(".")
+    directory = root
+    for package in parts[:-1]:
+        directory = directory / package
+        directory.mkdir(exist_ok=True)
+        init = directory / "__init__.py"
+        if not init.exists():
+            init.write_text("")
+    path = directory / f"{parts[-1]}.py"
+    path.write_text(textwrap.dedent(source) if source.startswith("\n") else source)
+    return path
+
+
 def require_torch(version: str) -> None:
     """Fail (not skip) when the torch tests run without the torch release they are about."""
     from astpatch._base.metadata import installed_version
@@ -104,16 +122,7 @@ def modules(tmp_path, monkeypatch):
     written: list[str] = []
 
     def write(name: str, source: str) -> Path:
-        parts = name.split(".")
-        directory = root
-        for package in parts[:-1]:
-            directory = directory / package
-            directory.mkdir(exist_ok=True)
-            init = directory / "__init__.py"
-            if not init.exists():
-                init.write_text("")
-        path = directory / f"{parts[-1]}.py"
-        path.write_text(textwrap.dedent(source) if source.startswith("\n") else source)
+        path = write_module(root, name, source)
         written.append(name)
         return path
 
@@ -160,15 +169,6 @@ def clean_env(site: Path | None = None, **extra: str) -> dict[str, str]:
     if any(paths):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
-
-
-def run_python(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-               timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter (this one), returning its completed process."""
-    return subprocess.run(
-        [sys.executable, *args, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, env=env if env is not None else clean_env(), cwd=cwd, timeout=timeout,
-    )
 
 
 def check(result: subprocess.CompletedProcess) -> str:

@@ -1,8 +1,10 @@
-"""A fresh-process scenario for the fault matrix: a target module, a rule, a cache, a program.
+"""The one scene of the tests that start fresh interpreters: a site directory with the target
+module, a rule, a private cache, maybe an installed distribution, and the environment to run in.
 
-Each run starts a new interpreter that installs astpatch, imports the target and uses it, and
-reports as JSON whether the code is patched, what the program printed, the outcomes, and the
-AstpatchWarnings (read from stderr, where Python prints them).
+`Scenario.run()` runs the fault matrix's program: a new interpreter installs astpatch, imports the
+target and uses it, and reports as JSON whether the code is patched, what the program printed, the
+outcomes, and the AstpatchWarnings (read from stderr, where Python prints them). `python()`,
+`astpatch()`, `pytest()` and `execute()` run any other program in the same scene.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
-from conftest import PICKLER_SOURCE, RULE_FILE, clean_env
+from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, install_dist, write_module
 
 PROGRAM = r'''
 import json, sys, warnings
@@ -47,6 +51,11 @@ PATCHED = "Bypass from ValueError"
 UPSTREAM = "ValueError escaped"
 
 
+def gated(gate: str, rule_file: str = RULE_FILE) -> str:
+    """`rule_file` with a gate on its rule (for example "pickledist>=1")."""
+    return rule_file.replace("upstream=", f'gate="{gate}",\n    upstream=')
+
+
 class Run:
     def __init__(self, completed: subprocess.CompletedProcess) -> None:
         self.returncode = completed.returncode
@@ -67,34 +76,112 @@ class Run:
             assert self["outcomes"] == [["applied", from_cache]], self.data
 
 
+class Result(subprocess.CompletedProcess):
+    """A finished program of the scene."""
+
+    def json(self) -> Any:
+        """What the program printed, as one JSON document; it must have succeeded."""
+        return json.loads(check(self))
+
+
 class Scenario:
-    def __init__(self, tmp_path: Path, source: str = PICKLER_SOURCE, rule_file: str = RULE_FILE) -> None:
+    """The scene in `tmp_path`: `site` (first on PYTHONPATH) holds the target `pickler.py` (unless
+    `source` is None), `rule` the rule file (unless `rule_file` is None; with `gate`, gated; with
+    `rule_dir`, the only file of the directory `rules`), `cache` the cache directory (made by astpatch).
+    `version` installs the distribution `dist` at that version. Programs run in `cwd` (None: this
+    process's) unless a call names another.
+    """
+
+    def __init__(self, tmp_path: Path, source: str | None = PICKLER_SOURCE, rule_file: str | None = RULE_FILE, *,
+                 gate: str | None = None, dist: str = "pickledist", version: str | None = None,
+                 rule_dir: bool = False, cwd: Path | None = None) -> None:
         self.tmp = tmp_path
         self.site = tmp_path / "site"
         self.site.mkdir(exist_ok=True)
         self.module = self.site / "pickler.py"
-        self.module.write_text(source)
-        self.rule = tmp_path / "rule.py"
-        self.rule.write_text(rule_file)
+        if source is not None:
+            self.module.write_text(source)
+        self.rule = tmp_path / "rules" / "pickler_rule.py" if rule_dir else tmp_path / "rule.py"
+        # The rule path that install(rules=[...]) and ASTPATCH_RULES name: the file, or its directory.
+        self.rules: Path | None = None
+        if rule_file is not None:
+            self.rule.parent.mkdir(exist_ok=True)
+            self.rule.write_text(gated(gate, rule_file) if gate is not None else rule_file)
+            self.rules = self.rule.parent if rule_dir else self.rule
         self.cache = tmp_path / "cache"
+        self.dist = dist
+        if version is not None:
+            self.install_dist(version)
+        self.cwd = cwd
 
-    def command(self, *python_args: str, before: str = "", after: str = "", install_args: str | None = None) -> list[str]:
+    def install_dist(self, version: str) -> Path:
+        """Install (or change the version of) the distribution `dist` in `site`."""
+        return install_dist(self.site, self.dist, version)
+
+    def write(self, name: str, source: str) -> Path:
+        """Write another module (dotted names make packages) into `site`."""
+        return write_module(self.site, name, source)
+
+    def install_args(self, *rules: Path) -> str:
+        """The arguments of install() in a program: these rule paths (default: the scene's), the scene's cache."""
+        paths = [str(p) for p in (rules or (self.rules,))]
+        return f"rules={paths!r}, cache_dir={str(self.cache)!r}"
+
+    def command(self, *python_args: str, before: str = "", after: str = "",
+                install_args: str | None = None) -> list[str]:
+        """The fault matrix's program, as a command."""
         if install_args is None:
-            install_args = f"rules=[{str(self.rule)!r}], cache_dir={str(self.cache)!r}"
+            install_args = self.install_args()
         program = PROGRAM.format(before=before, after=after, install_args=install_args)
         return [sys.executable, *python_args, "-c", program]
 
-    def env(self, **extra: str) -> dict[str, str]:
-        return clean_env(site=self.site, **extra)
+    def env(self, **extra: str | None) -> dict[str, str]:
+        """The environment of a fresh interpreter with `site` first on PYTHONPATH; a variable given None is unset."""
+        env = clean_env(site=self.site, **{k: v for k, v in extra.items() if v is not None})
+        for name in [k for k, v in extra.items() if v is None]:
+            env.pop(name, None)
+        return env
+
+    def settings(self) -> dict[str, str]:
+        """ASTPATCH_RULES and ASTPATCH_CACHE_DIR naming the scene's rule path and cache, for programs that
+        do not call install() themselves (the command line, the pytest plugin, the .pth switch)."""
+        named = {"ASTPATCH_RULES": str(self.rules)} if self.rules is not None else {}
+        return {**named, "ASTPATCH_CACHE_DIR": str(self.cache)}
 
     def run(self, *python_args: str, before: str = "", after: str = "", install_args: str | None = None,
-            read_only: tuple[Path, ...] = (), timeout: float = 120, **env: str) -> Run:
+            read_only: tuple[Path, ...] = (), timeout: float = 120, **env: str | None) -> Run:
+        """The fault matrix's program, run and read."""
         command = self.command(*python_args, before=before, after=after, install_args=install_args)
+        return Run(self._spawn(command, self.env(**env), self.cwd, read_only, timeout))
+
+    def execute(self, *python_args: str, settings: bool = False, cwd: Path | None = None,
+                read_only: tuple[Path, ...] = (), timeout: float = 300, **env: str | None) -> Result:
+        """`python *python_args` in the scene's environment; with `settings`, astpatch's rule and cache
+        settings name the scene's."""
+        environment = self.env(**{**(self.settings() if settings else {}), **env})
+        return self._spawn([sys.executable, *python_args], environment, cwd or self.cwd, read_only, timeout)
+
+    def python(self, code: str, *args: str, **options: Any) -> Result:
+        """`python -c code *args` (see execute() for the options)."""
+        return self.execute("-c", textwrap.dedent(code), *args, **options)
+
+    def astpatch(self, *args: str, settings: bool = True, **options: Any) -> Result:
+        """The astpatch command line, with the scene's settings."""
+        return self.execute("-m", "astpatch", *args, settings=settings, **options)
+
+    def pytest(self, *args: str, settings: bool = True, **options: Any) -> Result:
+        """pytest (without its cache), with the scene's settings."""
+        return self.execute("-m", "pytest", "-p", "no:cacheprovider", *args, settings=settings, **options)
+
+    def entries(self) -> list[Path]:
+        return sorted(p for p in self.cache.iterdir() if p.name.endswith(".astpatch")) if self.cache.exists() else []
+
+    @staticmethod
+    def _spawn(command: list[str], env: dict[str, str], cwd: Path | None, read_only: tuple[Path, ...],
+               timeout: float) -> Result:
         if read_only:
             # A private mount namespace in which these paths are read-only, even for root.
             mounts = " && ".join(f"mount -o bind,ro '{p}' '{p}'" for p in read_only)
             command = ["unshare", "-rm", "sh", "-c", f'{mounts} && exec "$@"', "sh", *command]
-        return Run(subprocess.run(command, capture_output=True, text=True, env=self.env(**env), timeout=timeout))
-
-    def entries(self) -> list[Path]:
-        return sorted(p for p in self.cache.iterdir() if p.name.endswith(".astpatch")) if self.cache.exists() else []
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+        return Result(done.args, done.returncode, done.stdout, done.stderr)

@@ -4,11 +4,9 @@ Faults, invalidation and security are in the test_faults_*.py modules."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, run_python
+from scenario import Scenario
 
 PROBE = '''
 import json, sys, warnings
@@ -25,39 +23,25 @@ print(json.dumps({{
 
 
 @pytest.fixture
-def project(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "pickler.py").write_text(PICKLER_SOURCE)
-    rules = tmp_path / "rule.py"
-    rules.write_text(RULE_FILE)
-    cache = tmp_path / "cache"
-
-    def run(*args: str, **env: str) -> dict:
-        environment = clean_env(site=site, **env)
-        result = run_python(PROBE.format(rules=str(rules), cache=str(cache)), *args, env=environment)
-        out = check(result)
-        data = json.loads(out.splitlines()[-1])
-        data["stderr"] = result.stderr
-        return data
-
-    run.site, run.rules, run.cache = site, rules, cache  # type: ignore[attr-defined]
-    return run
+def scene(tmp_path):
+    return Scenario(tmp_path)
 
 
-def entries(cache) -> list:
-    return sorted(p for p in cache.iterdir() if p.suffix == ".astpatch")
+def probe(scene: Scenario, **env: str) -> dict:
+    """What PROBE reports, and its stderr."""
+    result = scene.python(PROBE.format(rules=str(scene.rule), cache=str(scene.cache)), **env)
+    return {**result.json(), "stderr": result.stderr}
 
 
-def test_second_process_hits_the_cache_without_importing_libcst(project):
-    cold = project()
+def test_second_process_hits_the_cache_without_importing_libcst(scene):
+    cold = probe(scene)
     assert cold == {"patched": True, "libcst": True, "outcomes": [["applied", False]], "stderr": ""}
-    warm = project()
+    warm = probe(scene)
     assert warm == {"patched": True, "libcst": False, "outcomes": [["applied", True]], "stderr": ""}
-    assert len(entries(project.cache)) == 1
+    assert len(scene.entries()) == 1
 
 
-def test_no_cache_setting(project):
-    assert project(ASTPATCH_NO_CACHE="1")["outcomes"] == [["applied", False]]
-    assert project(ASTPATCH_NO_CACHE="1")["outcomes"] == [["applied", False]]
-    assert not project.cache.exists()
+def test_no_cache_setting(scene):
+    assert probe(scene, ASTPATCH_NO_CACHE="1")["outcomes"] == [["applied", False]]
+    assert probe(scene, ASTPATCH_NO_CACHE="1")["outcomes"] == [["applied", False]]
+    assert not scene.cache.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
@@ -61,8 +60,5 @@ def test_threads_importing_the_target_and_other_modules_at_once(tmp_path):
     s = Scenario(tmp_path)
     for _ in range(ROUNDS):
         shutil.rmtree(s.cache, ignore_errors=True)
-        program = THREADS.format(rule=str(s.rule), cache=str(s.cache))
-        result = subprocess.run([s.command()[0], "-c", program], capture_output=True, text=True, env=s.env(), timeout=300)
-        assert result.returncode == 0, result.stderr
-        data = json.loads(result.stdout)
+        data = s.python(THREADS.format(rule=str(s.rule), cache=str(s.cache)), timeout=300).json()
         assert data == {"alive": [], "loaded": 8, "same": 1, "patched": True, "outcomes": ["applied"]}

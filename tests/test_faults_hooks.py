@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from scenario import PATCHED, Scenario
@@ -68,14 +64,10 @@ print(json.dumps({{
 
 
 def run_typeguard(tmp_path, order: str):  # type: ignore[no-untyped-def]
-    import json
-
     s = Scenario(tmp_path, source=TYPEGUARD_SOURCE)
-    (s.site / "other.py").write_text("def f(x: int) -> int:\n    return x\n")
-    program = TYPEGUARD_PROGRAM.format(rule=str(s.rule), cache=str(s.cache))
-    result = subprocess.run([sys.executable, "-c", program, order], capture_output=True, text=True, env=s.env(), timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result.stderr
+    s.write("other", "def f(x: int) -> int:\n    return x\n")
+    result = s.python(TYPEGUARD_PROGRAM.format(rule=str(s.rule), cache=str(s.cache)), order, timeout=120)
+    return result.json(), result.stderr
 
 
 def test_typeguard_hook_installed_before_astpatch_both_apply_to_the_same_module(tmp_path):
@@ -105,16 +97,13 @@ def test_typeguard_hook_installed_after_astpatch_claims_its_modules_first(tmp_pa
 @pytest.mark.installed
 def test_under_pytest_assertion_rewriting(tmp_path):
     """astpatch in a pytest session: assertion rewriting still explains failures; the target is patched."""
-    s = Scenario(tmp_path)
     tests = tmp_path / "proj"
     tests.mkdir()
     (tests / "test_x.py").write_text(
         "import pickler\n\n"
         "def test_patched():\n    assert 'ValueError' in pickler.Pickler.dumps.__code__.co_names\n\n"
         "def test_rewritten_assert():\n    left, right = [1, 2], [1, 3]\n    assert left == right\n")
-    env = s.env(ASTPATCH_RULES=str(s.rule), ASTPATCH_CACHE_DIR=str(s.cache))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--astpatch", "-q"], cwd=tests,
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = Scenario(tmp_path, cwd=tests).pytest("--astpatch", "-q", timeout=120)
     assert "1 failed, 1 passed" in result.stdout, result.stdout
     assert "At index 1 diff: 2 != 3" in result.stdout  # pytest's rewritten assertion explains the failure
     assert "pickler-valueerror on pickler: applied" in result.stdout
@@ -147,8 +136,6 @@ def test_typeguard_hook_still_instruments_a_target_that_is_already_fixed(tmp_pat
     s = Scenario(tmp_path, source=fixed + '\n\ndef count() -> int:\n    return "three"\n')
     program = ALREADY_FIXED_PROGRAM.format(rule=str(s.rule), cache=str(s.cache))
     for from_cache in (False, True):
-        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=s.env(),
-                                timeout=120)
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == {"count": "TypeCheckError", "outcomes": [["already-fixed", from_cache]]}
+        result = s.python(program, timeout=120)
+        assert result.json() == {"count": "TypeCheckError", "outcomes": [["already-fixed", from_cache]]}
         assert "AstpatchWarning" not in result.stderr

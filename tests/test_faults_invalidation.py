@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from conftest import PICKLER_SOURCE, RULE_FILE, install_dist
-from scenario import PATCHED, UPSTREAM, Scenario
+from conftest import PICKLER_SOURCE, RULE_FILE
+from scenario import PATCHED, UPSTREAM, Scenario, gated
 
 
 def test_a_same_size_edit_in_the_same_second(tmp_path):
@@ -33,22 +33,18 @@ def test_the_rules_edit_changed(tmp_path):
 
 def test_the_rules_gate_changed(tmp_path):
     """A rule's gate changes to exclude the installed version."""
-    s = Scenario(tmp_path)
-    install_dist(s.site, "pickledist", "1.0")
-    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream='))
+    s = Scenario(tmp_path, gate="pickledist>=1", version="1.0")
     s.run().assert_patched(from_cache=False)
-    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=2",\n    upstream='))
+    s.rule.write_text(gated("pickledist>=2"))
     run = s.run()
     assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
 
 
 def test_the_installed_distribution_changed(tmp_path):
     """The gated distribution's version changes with the source left alone."""
-    s = Scenario(tmp_path)
-    install_dist(s.site, "pickledist", "1.0")
-    s.rule.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist<2",\n    upstream='))
+    s = Scenario(tmp_path, gate="pickledist<2", version="1.0")
     s.run().assert_patched(from_cache=False)
-    install_dist(s.site, "pickledist", "2.0")
+    s.install_dist("2.0")
     run = s.run()
     assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
 
@@ -76,7 +72,7 @@ def test_two_rule_sets_alternating_on_one_cache(tmp_path):
     s = Scenario(tmp_path)
     other = tmp_path / "other_rule.py"
     other.write_text(RULE_FILE.replace("pickler-valueerror", "pickler-keyerror").replace('"ValueError"', '"KeyError"'))
-    with_other = f"rules=[{str(other)!r}], cache_dir={str(s.cache)!r}"
+    with_other = s.install_args(other)
     for round_ in range(2):
         s.run().assert_patched(from_cache=round_ == 1)
         run = s.run(install_args=with_other)

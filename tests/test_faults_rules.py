@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from conftest import RULE_FILE
-from scenario import PATCHED, UPSTREAM, Run, Scenario
+from scenario import PATCHED, UPSTREAM, Scenario
 
 RAISING_RULE = '''
 from astpatch import Edit, Rule
@@ -63,7 +61,7 @@ def test_two_rules_on_one_function_apply_in_order(tmp_path):
     s = Scenario(tmp_path)
     second = tmp_path / "second.py"
     second.write_text(RULE_FILE.replace("pickler-valueerror", "pickler-keyerror").replace('"ValueError"', '"KeyError"'))
-    run = s.run(install_args=f"rules=[{str(s.rule)!r}, {str(second)!r}], cache_dir={str(s.cache)!r}")
+    run = s.run(install_args=s.install_args(s.rule, second))
     assert run["output"] == PATCHED and run["outcomes"] == [["applied", False], ["applied", False]]
     assert run["reasons"] == ["added ValueError to `except (TypeError, AttributeError)`",
                               "added KeyError to `except (TypeError, AttributeError, ValueError)`"]
@@ -74,7 +72,7 @@ def test_two_rules_with_one_id(tmp_path):
     s = Scenario(tmp_path)
     twin = tmp_path / "twin.py"
     twin.write_text(RULE_FILE.replace('"ValueError"', '"KeyError"'))
-    run = s.run(install_args=f"rules=[{str(s.rule)!r}, {str(twin)!r}], cache_dir={str(s.cache)!r}")
+    run = s.run(install_args=s.install_args(s.rule, twin))
     run.assert_patched(from_cache=False)
     assert run.warnings == [f"astpatch: rule id 'pickler-valueerror' from {twin} is already defined by {s.rule}; "
                             "the first one is used."]
@@ -82,7 +80,7 @@ def test_two_rules_with_one_id(tmp_path):
 
 def test_a_gate_naming_a_distribution_that_is_not_installed(tmp_path):
     """A gate on a distribution that is not installed (a typo, often)."""
-    s = Scenario(tmp_path, rule_file=RULE_FILE.replace("upstream=", 'gate="pickle-dist>=1",\n    upstream='))
+    s = Scenario(tmp_path, gate="pickle-dist>=1")
     run = s.run()
     assert run["output"] == UPSTREAM and run["outcomes"] == [["not-applicable", False]]
     assert run.warnings == [
@@ -94,7 +92,7 @@ def test_a_rule_path_that_does_not_exist(tmp_path):
     """install(rules=[...]) names a path that does not exist."""
     s = Scenario(tmp_path)
     missing = tmp_path / "nowhere"
-    run = s.run(install_args=f"rules=[{str(missing)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
+    run = s.run(install_args=s.install_args(missing, s.rule))
     run.assert_patched()
     assert run.warnings == [f"astpatch: rule path {missing} does not exist; its rules are not loaded."]
 
@@ -129,7 +127,7 @@ def test_an_edit_kind_without_params(tmp_path):
     s = Scenario(tmp_path)
     custom = tmp_path / "custom.py"
     custom.write_text(KIND_WITHOUT_PARAMS)
-    run = s.run(install_args=f"rules=[{str(custom)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
+    run = s.run(install_args=s.install_args(custom, s.rule))
     run.assert_patched(from_cache=False)
     (message,) = run.warnings
     # Python words the abstract method differently across versions; the class and the method are named.
@@ -146,7 +144,7 @@ def test_an_edit_kind_whose_params_are_not_a_dict(tmp_path, case):
     s = Scenario(tmp_path)
     custom = tmp_path / "custom.py"
     custom.write_text(bad_params_kind(name, body))
-    run = s.run(install_args=f"rules=[{str(custom)!r}, {str(s.rule)!r}], cache_dir={str(s.cache)!r}")
+    run = s.run(install_args=s.install_args(custom, s.rule))
     run.assert_patched(from_cache=False)
     assert run.warnings == [f"astpatch: rule file {custom} failed to load: RuleError: rule 'pickler-custom': the edit "
                             f"kind {name}'s params() {problem}. The other rules still apply."]
@@ -168,15 +166,10 @@ def test_rule_refuses_an_edit_whose_params_are_not_a_dict(case):
 
 def test_rule_files_leave_no_bytecode_in_the_rule_directory(tmp_path):
     """Loading a rule directory with bytecode writing on writes no __pycache__ into it."""
-    s = Scenario(tmp_path)
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "pickler_rule.py").write_text(RULE_FILE)
-    (s.site / "plain.py").write_text("VALUE = 1\n")
-    env = s.env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    command = s.command(after="import plain", install_args=f"rules=[{str(rules)!r}], cache_dir={str(s.cache)!r}")
-    run = Run(subprocess.run(command, capture_output=True, text=True, env=env, timeout=120))
+    s = Scenario(tmp_path, rule_dir=True)
+    s.write("plain", "VALUE = 1\n")
+    # Bytecode writing on (unset), and the rule directory named, not its file.
+    run = s.run(after="import plain", install_args=s.install_args(s.rules), PYTHONDONTWRITEBYTECODE=None)
     run.assert_patched(from_cache=False)
     assert list((s.site / "__pycache__").glob("plain.*.pyc"))  # bytecode writing was on in that process
-    assert sorted(p.name for p in rules.iterdir()) == ["pickler_rule.py"]
+    assert sorted(p.name for p in s.rules.iterdir()) == ["pickler_rule.py"]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import clean_env, install_dist
+from scenario import Scenario
 
 UPSTREAM_BEFORE = '''\
 import re
@@ -56,28 +54,15 @@ def make_diff(before: str, after: str, path: str = "pkgfix/core.py") -> str:
     return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{path}", f"b/{path}"))
 
 
-class Project:
+class Project(Scenario):
+    """A package `pkgfix` 1.0 installed (no rule yet: `out` is where `new -o` writes them), upstream's diff."""
+
     def __init__(self, tmp_path, installed: str):
-        self.tmp = tmp_path
-        self.site = tmp_path / "site"
-        (self.site / "pkgfix").mkdir(parents=True)
-        (self.site / "pkgfix" / "__init__.py").write_text("")
-        (self.site / "pkgfix" / "core.py").write_text(installed)
-        install_dist(self.site, "pkgfix", "1.0")
+        super().__init__(tmp_path, source=None, rule_file=None, dist="pkgfix", version="1.0", cwd=tmp_path)
+        self.write("pkgfix.core", installed)
         self.diff = tmp_path / "fix.diff"
         self.diff.write_text(make_diff(UPSTREAM_BEFORE, UPSTREAM_AFTER))
-        self.rules = tmp_path / "rules"
-
-    def env(self) -> dict:
-        return clean_env(site=self.site, ASTPATCH_CACHE_DIR=str(self.tmp / "cache"))
-
-    def astpatch(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "astpatch", *args], capture_output=True, text=True,
-                              env=self.env(), cwd=self.tmp, timeout=300)
-
-    def python(self, code: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env(),
-                              cwd=self.tmp, timeout=300)
+        self.out = tmp_path / "rules"
 
 
 @pytest.fixture
@@ -87,18 +72,18 @@ def project(tmp_path):
 
 def test_a_rule_per_function_written_and_applied_where_lines_drifted(project):
     made = project.astpatch("new", "--from-diff", str(project.diff), "--id", "pkgfix-parse", "--gate", "pkgfix>=1",
-                            "--upstream", "pkgfix PR 12, released in 1.1", "-o", str(project.rules))
+                            "--upstream", "pkgfix PR 12, released in 1.1", "-o", str(project.out))
     assert made.returncode == 0, made.stderr
-    assert made.stdout.strip() == f"wrote {project.rules / 'pkgfix_parse.py'}: pkgfix-parse-1, pkgfix-parse-2"
-    text = (project.rules / "pkgfix_parse.py").read_text()
+    assert made.stdout.strip() == f"wrote {project.out / 'pkgfix_parse.py'}: pkgfix-parse-1, pkgfix-parse-2"
+    text = (project.out / "pkgfix_parse.py").read_text()
     assert "target='Parser.parse'" in text and "target='helper'" in text and "gate='pkgfix>=1'" in text
 
-    listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.rules)).stdout)
+    listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.out)).stdout)
     states = {r["id"]: (r["target"], r["outcome"]) for r in listed if r["id"].startswith("pkgfix")}
     assert states == {"pkgfix-parse-1": ("Parser.parse", "applied"), "pkgfix-parse-2": ("helper", "applied")}
 
     # The diff astpatch makes on the installed (drifted) file is upstream's diff, moved down.
-    diff = project.astpatch("diff", "--rules", str(project.rules), "pkgfix.core").stdout
+    diff = project.astpatch("diff", "--rules", str(project.out), "pkgfix.core").stdout
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     expected = [line for line in make_diff(UPSTREAM_BEFORE, UPSTREAM_AFTER).splitlines()
                 if line[:1] in "+-" and line[:3] not in ("+++", "---")]
@@ -106,9 +91,9 @@ def test_a_rule_per_function_written_and_applied_where_lines_drifted(project):
     upstream_start = int(make_diff(UPSTREAM_BEFORE, UPSTREAM_AFTER).split("@@ -")[1].split(",")[0])
     assert f"@@ -{upstream_start + DRIFT.count(chr(10))}," in diff  # the same hunk, moved down by the drift
 
-    code = (f"import astpatch; astpatch.install(rules=[{str(project.rules)!r}]); from pkgfix.core import Parser, helper; "
+    code = (f"import astpatch; astpatch.install(rules=[{str(project.out)!r}]); from pkgfix.core import Parser, helper; "
             "print(Parser().parse(' 0x1_0 '), helper(None), [o.status for o in astpatch.applied()])")
-    result = project.python(code)
+    result = project.python(code, settings=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "16 None ['applied', 'applied']"
 
@@ -121,18 +106,18 @@ def test_printed_when_no_output_directory(project):
 
 
 def test_already_fixed_where_the_diffs_result_is_present(project):
-    project.astpatch("new", "--from-diff", str(project.diff), "--id", "pkgfix-parse", "-o", str(project.rules))
+    project.astpatch("new", "--from-diff", str(project.diff), "--id", "pkgfix-parse", "-o", str(project.out))
     (project.site / "pkgfix" / "core.py").write_text(DRIFT + UPSTREAM_AFTER)
-    listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.rules)).stdout)
+    listed = json.loads(project.astpatch("list", "--json", "--rules", str(project.out)).stdout)
     assert {r["id"]: r["outcome"] for r in listed if r["id"].startswith("pkgfix")} == {
         "pkgfix-parse-1": "already-fixed", "pkgfix-parse-2": "already-fixed"}
 
 
 def test_a_hunk_that_no_longer_applies_is_named(project):
     project.astpatch("new", "--from-diff", str(project.diff), "--id", "pkgfix-parse", "--gate", "pkgfix>=1",
-                     "-o", str(project.rules))
+                     "-o", str(project.out))
     (project.site / "pkgfix" / "core.py").write_text(DRIFT + UPSTREAM_BEFORE.replace("        # step four\n", "        # step 4\n"))
-    result = project.astpatch("check", "--rules", str(project.rules), "--rule", "pkgfix-parse-1", "-v")
+    result = project.astpatch("check", "--rules", str(project.out), "--rule", "pkgfix-parse-1", "-v")
     assert result.returncode == 1
     assert ("pkgfix-parse-1 @ pkgfix 1.0: failed: the edit does not apply: hunk 2 (@@ -17,7 +17,7 @@): "
             "its first line, '# step four', is not in Parser.parse") in result.stdout

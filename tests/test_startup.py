@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-from conftest import PICKLER_SOURCE, RULE_FILE, check, clean_env, install_dist, run_python
+from conftest import RULE_FILE, check
+from scenario import Scenario
 
 INSTALL_ONLY = '''
 import json, sys
@@ -20,33 +21,24 @@ sys.addaudithook(audit)
 astpatch.install(rules=[{rules!r}])
 heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "pickler", "ast") if m in sys.modules]
 from astpatch._rules.rulefiles import builtin_rules_dir
-print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0], "rules": builtin_rules_dir()}}))
+import os
+print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0], "rules": builtin_rules_dir(),
+                  "stdlib": os.path.dirname(os.__file__)}}))
 '''
 
 
-def env_with_site(site, **extra):
-    return clean_env(site=site, **extra)
-
-
-def setup(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "pickler.py").write_text(PICKLER_SOURCE)
-    rules = tmp_path / "rule.py"
-    rules.write_text(RULE_FILE.replace("upstream=", 'gate="pickledist>=1",\n    upstream='))
-    return site, rules
-
-
 def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
-    site, rules = setup(tmp_path)
-    out = check(run_python(INSTALL_ONLY.format(rules=str(rules)), env=env_with_site(site)))
-    data = json.loads(out)
+    s = Scenario(tmp_path, gate="pickledist>=1")
+    data = s.python(INSTALL_ONLY.format(rules=str(s.rule))).json()
     assert data["heavy"] == []
     # The only directory listings are astpatch's own: the shipped rules (inside the package when
     # installed, `rules/` beside it in a checkout), and its subpackages as the import system finds
-    # their modules. No metadata is read, no other directory listed.
-    assert data["events"] and all(kind == "listdir" and (path.startswith(data["package"]) or path == data["rules"])
-                                  for kind, path in data["events"]), data["events"]
+    # their modules; and on 3.10 the standard library's `importlib` package, which the loader
+    # subclasses. No metadata is read, no other directory (site-packages) listed.
+    assert data["events"] and all(
+        kind == "listdir" and (path.startswith(data["package"]) or path == data["rules"]
+                               or path == os.path.join(data["stdlib"], "importlib"))
+        for kind, path in data["events"]), data["events"]
     assert [path for _, path in data["events"] if path.endswith("/rules")] == [data["rules"]]
 
 
@@ -62,9 +54,8 @@ print(len([f for f in sys.meta_path if type(f).__name__ == "PatchingFinder"]))
 
 
 def run_probe(tmp_path, **env):
-    site, rules = setup(tmp_path)
-    (tmp_path / "rule.py").write_text(RULE_FILE)  # no gate
-    return run_python(PROBE.format(rules=str(rules)), env=env_with_site(site, **env))
+    s = Scenario(tmp_path)
+    return s.python(PROBE.format(rules=str(s.rule)), **env)
 
 
 def test_disable_turns_astpatch_off(tmp_path):
@@ -86,9 +77,8 @@ def test_disable_an_unknown_rule_says_so(tmp_path):
 
 
 def test_strict_from_the_environment_raises(tmp_path):
-    site, rules = setup(tmp_path)
-    rules.write_text(RULE_FILE.replace('target="Pickler.dumps"', 'target="Pickler.gone"'))
-    result = run_python(PROBE.format(rules=str(rules)), env=env_with_site(site, ASTPATCH_STRICT="1"))
+    s = Scenario(tmp_path, rule_file=RULE_FILE.replace('target="Pickler.dumps"', 'target="Pickler.gone"'))
+    result = s.python(PROBE.format(rules=str(s.rule)), ASTPATCH_STRICT="1")
     assert result.returncode == 1
     assert "astpatch._base.messages.AstpatchError: astpatch: rule pickler-valueerror was not applied to pickler: " \
            "Pickler.gone is not defined in Pickler" in result.stderr
@@ -101,14 +91,13 @@ def test_an_unknown_switch_value_is_reported(tmp_path):
 
 
 def test_gate_reads_the_installed_version(tmp_path):
-    site, rules = setup(tmp_path)
-    install_dist(site, "pickledist", "0.5")
-    code = PROBE.format(rules=str(rules)) + "print(astpatch.applied()[0].reason)\n"
-    out = check(run_python(code, env=env_with_site(site)))
+    s = Scenario(tmp_path, gate="pickledist>=1", version="0.5")
+    code = PROBE.format(rules=str(s.rule)) + "print(astpatch.applied()[0].reason)\n"
+    out = check(s.python(code))
     assert out.split("\n")[0] == "upstream"
     assert "pickledist 0.5 is outside the gate pickledist>=1" in out
-    install_dist(site, "pickledist", "1.0a0+git123")
-    assert check(run_python(code, env=env_with_site(site))).split("\n")[0] == "patched"
+    s.install_dist("1.0a0+git123")
+    assert check(s.python(code)).split("\n")[0] == "patched"
 
 
 USER_MODULE = '''
@@ -140,17 +129,16 @@ def test_a_warning_is_attributed_to_user_code_whose_path_starts_like_astpatchs(t
     from astpatch._rules.rulefiles import builtin_rules_dir
 
     # A copy of astpatch, so that a directory named like its own can be made beside it.
-    home = tmp_path / "home"
-    package = home / "astpatch"
+    s = Scenario(tmp_path, source=None, rule_file=None, cwd=tmp_path)
+    package = s.site / "astpatch"
     shutil.copytree(Path(astpatch.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     if not (package / "rules").is_dir():
         shutil.copytree(builtin_rules_dir(), package / "rules", ignore=shutil.ignore_patterns("__pycache__"))
-    user_dir = home / "astpatch_user"
+    user_dir = s.site / "astpatch_user"
     user_dir.mkdir()
     (user_dir / "usermod.py").write_text(USER_MODULE)
     missing = tmp_path / "nowhere"
-    code = ATTRIBUTION.format(user_dir=str(user_dir), missing=str(missing))
-    data = json.loads(check(run_python(code, env=clean_env(site=home), cwd=tmp_path)))
+    data = s.python(ATTRIBUTION.format(user_dir=str(user_dir), missing=str(missing))).json()
     assert data["astpatch"] == str(package / "__init__.py")
     assert data["warnings"] == [[f"astpatch: rule path {missing} does not exist; its rules are not loaded.",
                                  str(user_dir / "usermod.py")]]

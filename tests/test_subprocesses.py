@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-from conftest import PICKLER_SOURCE, RULE_FILE, clean_env
+from scenario import Scenario
 
 pytestmark = pytest.mark.installed  # the .pth comes with the installed distribution
 
@@ -37,23 +35,14 @@ if __name__ == "__main__":
 
 
 @pytest.fixture
-def project(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "pickler.py").write_text(PICKLER_SOURCE)
-    (tmp_path / "rule.py").write_text(RULE_FILE)
+def scene(tmp_path):
+    """The scene with SCRIPT beside it; programs run in tmp_path with the scene's settings in their environment."""
     (tmp_path / "script.py").write_text(SCRIPT)
+    return Scenario(tmp_path, cwd=tmp_path)
 
-    def run(*command: str, **env: str) -> dict:
-        environment = clean_env(site=site, ASTPATCH_RULES=str(tmp_path / "rule.py"),
-                                ASTPATCH_CACHE_DIR=str(tmp_path / "cache"), **env)
-        result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=environment,
-                                cwd=tmp_path, timeout=300)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout.strip().splitlines()[-1])
 
-    run.script = str(tmp_path / "script.py")  # type: ignore[attr-defined]
-    return run
+def script(scene: Scenario) -> str:
+    return str(scene.tmp / "script.py")
 
 
 def installed_pth() -> str:
@@ -64,21 +53,22 @@ def installed_pth() -> str:
     return path
 
 
-def test_astpatch_run_patches_spawned_and_subprocess_children(project):
+def test_astpatch_run_patches_spawned_and_subprocess_children(scene):
     installed_pth()
-    assert project("-m", "astpatch", "run", "--", project.script) == {"parent": True, "spawn": True, "subprocess": True}
+    assert scene.astpatch("run", "--", script(scene)).json() == {"parent": True, "spawn": True, "subprocess": True}
 
 
-def test_the_environment_switch_alone(project):
+def test_the_environment_switch_alone(scene):
     installed_pth()
-    assert project(project.script, ASTPATCH_AUTOINSTALL="1") == {"parent": True, "spawn": True, "subprocess": True}
+    assert scene.execute(script(scene), settings=True, ASTPATCH_AUTOINSTALL="1").json() == {
+        "parent": True, "spawn": True, "subprocess": True}
 
 
-def test_without_the_switch_nothing_is_installed(project):
+def test_without_the_switch_nothing_is_installed(scene):
     installed_pth()
-    assert project(project.script) == {"parent": False, "spawn": False, "subprocess": False}
+    assert scene.execute(script(scene), settings=True).json() == {"parent": False, "spawn": False, "subprocess": False}
     probe = "import sys, json; print(json.dumps({'parent': 'astpatch' in sys.modules, 'spawn': None, 'subprocess': None}))"
-    assert project("-c", probe)["parent"] is False  # the .pth line did not import astpatch
+    assert scene.python(probe, settings=True).json()["parent"] is False  # the .pth line did not import astpatch
 
 
 def test_the_pth_line_is_one_environment_lookup_when_the_switch_is_off():
