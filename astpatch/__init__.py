@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._model.edit import Edit, EditResult, Target
     from ._model.except_clauses import AddExceptClause, AddExceptTypes
     from ._model.hunks import ApplyHunks, Hunk
-    from ._model.rule import Rule, RuleError
+    from ._model.rule import Change, Rule, RuleError
 
 # Public name -> the internal module that defines it.
 _EXPORTS = {
@@ -36,6 +36,7 @@ _EXPORTS = {
     "ApplyHunks": "._model.hunks",
     "AstpatchError": "._base.messages",
     "AstpatchWarning": "._base.messages",
+    "Change": "._model.rule",
     "Edit": "._model.edit",
     "EditResult": "._model.edit",
     "Hunk": "._model.hunks",
@@ -50,7 +51,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "AddExceptClause", "AddExceptTypes", "ApplyHunks", "AstpatchError", "AstpatchWarning", "Edit", "EditResult",
+    "AddExceptClause", "AddExceptTypes", "ApplyHunks", "AstpatchError", "AstpatchWarning", "Change", "Edit", "EditResult",
     "Hunk", "Installation", "Outcome", "Rule", "RuleError", "Target", "__version__", "applied", "install",
     "uninstall",
 ]

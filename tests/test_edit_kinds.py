@@ -606,3 +606,12 @@ def test_a_custom_edit_kind_is_tested_with_the_kit():
     assert_no_match("def save(obj):\n    return obj\n", edit, reason="save calls neither dumps nor safe_dumps")
     with pytest.raises(AssertionError, match="the edited source is not the expected one"):
         assert_edit(before, after.replace("len(safe_dumps(data))", "len(dumps(data))"), edit)
+
+
+def test_a_hunk_that_only_adds_lines_is_already_fixed_on_its_own_result():
+    """A pure insertion's `before` lines stay inside its `after`: once applied, it must not apply again."""
+    grow = astpatch.ApplyHunks(hunks=[astpatch.Hunk(before=["    y = x + 1"], after=["    y = x + 1", "    y *= 2"])])
+    before = "def f(x):\n    y = x + 1\n    return y\n"
+    after = "def f(x):\n    y = x + 1\n    y *= 2\n    return y\n"
+    assert_edit(before, after, grow)
+    assert_already_fixed(after, grow)

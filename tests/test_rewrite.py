@@ -89,7 +89,7 @@ def test_lines_outside_the_function_keep_their_numbers_when_an_edit_adds_lines()
             assert list(patched[name].co_lines()) == list(code.co_lines()), name  # upstream's, line for line
     shown = linecache_lines(split_lines(source), result.spans)
     assert shown[:24] == split_lines(source)
-    assert shown[25] == "# astpatch: the function at lines 6-13 of this file, as patched\n"
+    assert shown[25] == "# astpatch: lines 6-13 of this file, as patched\n"
     assert shown[26:] == span.lines and "ValueError," in "".join(shown[26:])
     namespace: dict = {}
     exec(result.code, namespace)

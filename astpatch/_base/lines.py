@@ -17,13 +17,18 @@ class Span:
     number, and what the file says at `start`..`end` is still what is there.
     """
 
-    __slots__ = ("start", "end", "lines", "moved_to")
+    __slots__ = ("start", "end", "lines", "moved_to", "function", "in_classes")
 
-    def __init__(self, start: int, end: int, lines: list[str], moved_to: int = 0) -> None:
+    def __init__(self, start: int, end: int, lines: list[str], moved_to: int = 0, *, function: bool = False,
+                 in_classes: bool = False) -> None:
         self.start = start
-        self.end = end
+        self.end = end  # start - 1 for lines inserted before `start`
         self.lines = lines
         self.moved_to = moved_to
+        # While rewriting only (not cached): the span is a whole function, and one whose enclosing
+        # scopes are all classes, so it can be compiled on its own.
+        self.function = function
+        self.in_classes = in_classes
 
     @property
     def line_delta(self) -> int:
@@ -37,7 +42,8 @@ class Span:
         return cls(data[0], data[1], list(data[2]), data[3])
 
 
-MOVED_NOTE = "# astpatch: the function at lines {start}-{end} of this file, as patched\n"
+MOVED_NOTE = "# astpatch: lines {start}-{end} of this file, as patched\n"
+INSERTED_NOTE = "# astpatch: inserted after line {end} of this file\n"
 
 
 def split_lines(text: str) -> list[str]:
@@ -81,7 +87,8 @@ def linecache_lines(lines: list[str], spans: list[Span]) -> list[str]:
                 out[-1] += "\n"
             out.append("\n")
             out.extend([""] * (span.moved_to - 2 - len(out)))
-            out.append(MOVED_NOTE.format(start=span.start, end=span.end))
+            note = MOVED_NOTE if span.end >= span.start else INSERTED_NOTE
+            out.append(note.format(start=span.start, end=span.end))
             out.extend(span.lines)
     return out
 

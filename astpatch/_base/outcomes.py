@@ -14,16 +14,18 @@ ALREADY_FIXED = "already-fixed"
 NOT_APPLICABLE = "not-applicable"
 TARGET_MISSING = "target-missing"
 FAILED = "failed"
+# A rule of several parts, some of them already upstream and the others not: nothing is applied.
+PARTLY_FIXED = "partly-fixed"
 # Only from the command line and the pytest plugin, which read sources without importing them:
 # the rule's module is not in the sources (an import would never meet the rule).
 MODULE_MISSING = "module-missing"
 
-STATUSES = (APPLIED, ALREADY_FIXED, NOT_APPLICABLE, TARGET_MISSING, FAILED, MODULE_MISSING)
+STATUSES = (APPLIED, ALREADY_FIXED, NOT_APPLICABLE, TARGET_MISSING, FAILED, PARTLY_FIXED, MODULE_MISSING)
 
 # Outcomes that mean the user's program runs without a fix it was promised: these warn (or
 # raise, in strict mode), and make `astpatch check` and `astpatch list` exit 1 (a stale rule).
 # `not-applicable` (outside the rule's gate) and `already-fixed` do not.
-PROBLEMS = frozenset((TARGET_MISSING, FAILED))
+PROBLEMS = frozenset((TARGET_MISSING, FAILED, PARTLY_FIXED))
 
 # Display words, for people; data (JSON, `applied()`) carries the statuses themselves.
 DESCRIPTIONS = {
@@ -32,6 +34,7 @@ DESCRIPTIONS = {
     NOT_APPLICABLE: "outside its version gate",
     TARGET_MISSING: "target missing",
     FAILED: "edit fails",
+    PARTLY_FIXED: "partly fixed upstream",
     MODULE_MISSING: "target module not installed",
 }
 

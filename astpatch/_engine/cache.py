@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # (4), the metadata (marshalled key, outcomes, spans), then the marshalled code, or nothing.
 # The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
 _MAGIC = b"astpatch"
-FORMAT = 3
+FORMAT = 4
 _HEADER = _MAGIC + bytes([FORMAT])
 SUFFIX = ".astpatch"
 
@@ -39,10 +39,12 @@ SUFFIX = ".astpatch"
 class CacheKey:
     """Everything that decides the code an entry holds; recorded in the entry and compared on load."""
 
-    __slots__ = ("astpatch", "libcst", "magic", "optimize", "module", "path", "source_hash", "rules", "versions")
+    __slots__ = ("astpatch", "libcst", "magic", "optimize", "module", "path", "source_hash", "rules", "versions",
+                 "others")
 
     def __init__(self, *, astpatch: str, libcst: str | None, magic: bytes, optimize: int, module: str, path: str,
-                 source_hash: bytes, rules: tuple[str, ...], versions: tuple[tuple[str, str | None], ...]) -> None:
+                 source_hash: bytes, rules: tuple[str, ...], versions: tuple[tuple[str, str | None], ...],
+                 others: tuple[tuple[str, str, bytes | None], ...] = ()) -> None:
         self.astpatch = astpatch  # astpatch's version: the shipped edit kinds and the engine
         self.libcst = libcst  # libcst's version: it parses and prints the edited functions
         self.magic = magic  # the interpreter's bytecode magic number
@@ -52,6 +54,9 @@ class CacheKey:
         self.source_hash = source_hash  # of the module's source bytes
         self.rules = rules  # each rule's fingerprint, in order (a custom edit kind's code included)
         self.versions = versions  # (distribution, version) of each gated distribution
+        # (module, path, source hash) of the other modules that rules spanning modules change:
+        # their sources decide whether such a rule applies here too.
+        self.others = others
 
     def as_tuple(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)

@@ -32,11 +32,50 @@ def compile_module(path: str, lines: list[str], spans: list[Span], edited: list[
         return compile_patched(path, lines, spans, edited, optimize)
     except _ClosureChanged:
         # The enclosing code must create other cells for the new function (it now uses
-        # super(), say): compile the whole patched text, so that it does. Lines after an
-        # edit that changed the line count then move with it.
-        for span in spans:
-            span.moved_to = 0
-        return compile("".join(patched_lines(lines, spans)), path, "exec", dont_inherit=True, optimize=optimize)
+        # super(), say): compile the whole patched module, so that it does.
+        return compile_remapped(path, lines, spans, optimize)
+
+
+def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: int) -> types.CodeType:
+    """Compile the whole patched text, numbered as the file is: every line no span touches keeps
+    its number, a span that keeps its line count stays in place, and the new lines of any other
+    span are numbered past the end of the file, where `linecache_lines` shows them (`moved_to`).
+
+    The numbers are set on the parsed tree before compiling, so closures, cells, decorators and
+    module-level code come out exactly as a compile of the patched text gives them, on every
+    supported Python, without touching line tables.
+    """
+    import ast
+
+    for span in spans:
+        span.moved_to = 0
+    for span in spans:
+        if span.line_delta:  # a span that keeps its line count stays in place
+            span.moved_to = moved_start(len(lines), spans)
+    number = [0]  # patched line -> line in the file as shown (index 0 unused)
+    position = 1
+    for span in spans:
+        number.extend(range(position, span.start))
+        first = span.moved_to or span.start
+        number.extend(range(first, first + len(span.lines)))
+        position = span.end + 1
+    number.extend(range(position, len(lines) + 1))
+    tree = ast.parse("".join(patched_lines(lines, spans)), path)
+    last = len(number) - 1
+    for node in ast.walk(tree):
+        start = getattr(node, "lineno", None)
+        if start is None:
+            continue
+        node.lineno = number[min(start, last)]  # type: ignore[attr-defined]
+        end = getattr(node, "end_lineno", None)
+        if end is not None:
+            node.end_lineno = number[min(end, last)]  # type: ignore[attr-defined]
+            if node.end_lineno < node.lineno or (node.end_lineno == node.lineno  # type: ignore[attr-defined]
+                                                 and (node.end_col_offset or 0) < node.col_offset):  # type: ignore[attr-defined]
+                # A node that starts in changed lines and ends in kept ones (or the reverse):
+                # its extent cannot be shown contiguously; it is shown from its start.
+                node.end_lineno, node.end_col_offset = node.lineno, node.col_offset  # type: ignore[attr-defined]
+    return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
 
 
 def _future_flags(code: types.CodeType) -> int:

@@ -84,6 +84,19 @@ def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition],
     return functions, ""
 
 
+def find_class(tree: ast.Module, qualname: str) -> tuple[int, int] | None:
+    """The line span of class `qualname` (from its first decorator), when exactly one is defined."""
+    parts = qualname.split(".")
+    bodies: list[list[ast.stmt]] = [tree.body]
+    found: list[ast.stmt] = []
+    for part in parts:
+        found = [n for body in bodies for n in _definitions_in(body) if n.name == part]  # type: ignore[attr-defined]
+        bodies = [n.body for n in found]  # type: ignore[attr-defined]
+    if len(found) != 1 or not isinstance(found[0], ast.ClassDef):
+        return None
+    return first_line(found[0]), found[0].end_lineno or found[0].lineno
+
+
 def all_functions(tree: ast.Module) -> list[tuple[str, int, int]]:
     """(qualified name, first line, last line) of every function, nested ones included."""
     found: list[tuple[str, int, int]] = []

@@ -18,6 +18,7 @@ from .._base import outcomes as oc
 from .._base.lines import PatchedLines, Span, linecache_lines, patched_lines, split_lines
 from .._base.messages import trace
 from .._base.metadata import installed_version
+from .._base.modulefiles import SourceNotFound, locate
 from .._base.version import __version__
 from .cache import Cache, CacheKey, Entry
 
@@ -52,7 +53,24 @@ def libcst_version() -> str:
     return _libcst_version
 
 
-def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule]) -> tuple[CacheKey, dict[str, str | None]]:
+def other_sources(fullname: str, rules: list[Rule]) -> dict[str, tuple[str, bytes] | None]:
+    """The (path, bytes) of every other module that a rule on `fullname` also changes (None when
+    it has no source file): they decide, with this one, whether such a rule applies."""
+    found: dict[str, tuple[str, bytes] | None] = {}
+    for module in (m for rule in rules for m in rule.modules if m != fullname):
+        if module in found:
+            continue
+        try:
+            path = locate(module)
+            with open(path, "rb") as f:
+                found[module] = (path, f.read())
+        except (SourceNotFound, OSError):
+            found[module] = None
+    return found
+
+
+def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule],
+              others: dict[str, tuple[str, bytes] | None] | None = None) -> tuple[CacheKey, dict[str, str | None]]:
     """The key for these rules on this source, and the gated distributions' versions."""
     # Imported here, not at start-up: importlib.util pulls in contextlib and collections.
     from importlib.util import MAGIC_NUMBER, source_hash
@@ -68,6 +86,7 @@ def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule]) -> tup
         source_hash=source_hash(source),
         rules=tuple(r.fingerprint() for r in rules),
         versions=tuple(versions.items()),
+        others=tuple((m, found[0], source_hash(found[1])) if found else (m, "", None) for m, found in (others or {}).items()),
     )
     return key, versions
 
@@ -79,7 +98,8 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
     `upstream()` gives the module's own code (its normal `.pyc`), which lets the rewrite skip
     parsing and compiling the whole module. `timings`, when given, receives each step's seconds.
     """
-    key, versions = cache_key(fullname, path, source, rules)
+    others = other_sources(fullname, rules)
+    key, versions = cache_key(fullname, path, source, rules, others)
     entry = cache.load(key)
     if entry is not None:
         try:
@@ -90,6 +110,7 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
     from importlib.util import decode_source
 
     from .rewrite import rewrite  # imports ast; libcst is imported by the edits
+    from .spanning import outcomes_elsewhere
 
     if timings is None:
         timings = {}
@@ -102,7 +123,15 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         started = time.perf_counter()
         upstream_code = upstream() if upstream is not None else None
         timings["upstream code"] = time.perf_counter() - started
-        result = rewrite(fullname, path, decode_source(source), rules, versions, upstream=upstream_code, timings=timings)
+        def read(module: str) -> tuple[str, str]:
+            found = others.get(module)
+            if found is None:
+                raise SourceNotFound(f"{module} is not installed as a source file")
+            return found[0], decode_source(found[1])
+
+        elsewhere = outcomes_elsewhere(fullname, rules, versions, read) if others else None
+        result = rewrite(fullname, path, decode_source(source), rules, versions, upstream=upstream_code,
+                         timings=timings, elsewhere=elsewhere)
     finally:
         if collecting:
             gc.enable()

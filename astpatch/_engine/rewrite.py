@@ -1,9 +1,12 @@
 """The rewrite engine: source and rules in, outcomes, spans and code out.
 
-For each rule on a module: find the target function (`astpatch._engine.locate`), give that
-function's own source to libcst, let the rule's edit transform it, and splice the result back
-into the module text in place of the original lines. Everything outside the edited functions is
-left as upstream wrote it, byte for byte; `astpatch._engine.compile` keeps their line numbers.
+For each part of each rule on a module (`astpatch._engine.parts`): find its scope
+(`astpatch._engine.locate`), run its edit there (`astpatch._engine.apply`: a function through
+libcst, a class body or the module's top level as text), and splice the result back into the
+module text in place of the original lines. A rule is applied only when every one of its parts
+applies, here and in its other modules (`elsewhere`); otherwise none of its parts is. Everything
+outside the edited lines is left as upstream wrote it, byte for byte; `astpatch._engine.compile`
+keeps their line numbers.
 
 Nothing here touches the import system, the cache or warnings: it returns values.
 """
@@ -17,16 +20,12 @@ import types
 
 from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
-from .._base.messages import trace_exception
-from .._model.edit import ALREADY_FIXED, APPLIED, Target
-from .._model.gate import evaluate
 from .._model.rule import Rule
-from .compile import compile_module
-from .locate import Definition, find_definitions, locate_in_code
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import libcst as cst
+from .apply import Unlocatable, edit_function, edit_text
+from .compile import compile_module, compile_remapped
+from .locate import Definition, find_class, find_definitions, locate_in_code
+from .names import unresolved_names
+from .parts import Part, combine, outcome
 
 
 class Rewrite:
@@ -35,122 +34,22 @@ class Rewrite:
     __slots__ = ("outcomes", "spans", "code")
 
     def __init__(self, outcomes: list[oc.Outcome], spans: list[Span], code: types.CodeType | None) -> None:
-        self.outcomes = outcomes
+        self.outcomes = outcomes  # one per rule, in the rules' order
         self.spans = spans  # sorted by start; empty when nothing was applied
         self.code = code  # None when nothing was applied: upstream's code is used as is
-
-class _Function:
-    """A function's source, parsed by libcst at its own indentation.
-
-    An indented function cannot be parsed on its own; under `if 1:` it can, so every line
-    (strings and comments included) is kept exactly.
-    """
-
-    def __init__(self, code: str) -> None:
-        import libcst as cst
-
-        if not code.endswith("\n"):
-            code += "\n"
-        self.header = "if 1:\n" if code[:1].isspace() else ""
-        self.wrapper = cst.parse_module(self.header + code)
-        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[union-attr]
-        self.node = next(n for n in body if isinstance(n, cst.FunctionDef))
-        self.code = code
-
-    def with_node(self, node: cst.FunctionDef) -> str:
-        """The function's source with `node` in place of the parsed one."""
-        import libcst as cst
-
-        replaced = self.wrapper.deep_replace(self.node, node)
-        assert isinstance(replaced, cst.Module)
-        return replaced.code[len(self.header):]
-
-
-def _gate(rule: Rule, versions: dict[str, str | None]) -> str | None:
-    """Why the rule's gate does not select the installed version, or None when it does."""
-    if rule.gate_distribution is None:
-        return None
-    gate = evaluate(rule.gate_distribution, rule.gate_specifier, versions.get(rule.gate_distribution))
-    return None if gate.selected else gate.reason
-
-
-def _edit_function(lines: list[str], definition: Definition, qualname: str, module: str, rules: list[Rule],
-                   versions: dict[str, str | None], strict_span: bool = False) -> tuple[list[oc.Outcome], list[str] | None]:
-    """Run each rule's edit on one function; return the outcomes and the new lines, if any.
-
-    The order of decisions: an edit that finds the fixed shape reports `already-fixed` (even
-    outside the gate: the code itself says upstream fixed it); otherwise a gate that does not
-    select the installed version makes the rule `not-applicable`; otherwise the edit's result
-    stands.
-    """
-    original = "".join(lines[definition.start - 1 : definition.end])
-    try:
-        function = _Function(original)
-    except Exception as error:  # libcst may not know every syntax the interpreter does
-        if strict_span:
-            raise _Unlocatable(qualname) from error
-        reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
-        return [_not_selected_or(rule, module, versions, oc.FAILED, reason) for rule in rules], None
-
-    outcomes = []
-    edited: str | None = None  # the source after the last applied edit, parsed only if another edit follows
-    for rule in rules:
-        version = _version(rule, versions)
-        try:
-            if edited is not None:
-                function, edited = _Function(edited), None
-            result = rule.edit.apply(Target(function.node, qualname, module, function.code))
-        except Exception as error:  # a broken edit must not break the import
-            trace_exception(f"{module}: the edit of rule {rule.id} raised", error)
-            reason = f"the edit {rule.edit.kind} raised {type(error).__name__}: {error}"
-            outcomes.append(_not_selected_or(rule, module, versions, oc.FAILED, reason))
-            continue
-        if result.status == ALREADY_FIXED:
-            outcomes.append(oc.Outcome(rule.id, module, oc.ALREADY_FIXED, result.reason, version=version))
-            continue
-        outside = _gate(rule, versions)
-        if outside is not None:
-            outcomes.append(oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=version))
-        elif result.status == APPLIED and (result.node is not None or result.code is not None):
-            candidate = result.code if result.code is not None else function.with_node(result.node)  # type: ignore[arg-type]
-            if result.code is not None:
-                try:
-                    _Function(candidate)  # text from an edit: it must still be one function libcst reads
-                except Exception as error:
-                    reason = f"the edit {rule.edit.kind} produced code libcst cannot parse: {error}"
-                    outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, reason, version=version))
-                    continue
-            edited = candidate
-            outcomes.append(oc.Outcome(rule.id, module, oc.APPLIED, result.reason, version=version))
-        else:
-            outcomes.append(oc.Outcome(rule.id, module, oc.FAILED, f"the edit does not apply: {result.reason}",
-                                       version=version))
-
-    code = edited if edited is not None else function.code
-    if code == original or (code == original + "\n" and not original.endswith("\n")):
-        return outcomes, None
-    new_lines = split_lines(code)
-    if not original.endswith("\n"):  # the file ended without a newline
-        new_lines[-1] = new_lines[-1].rstrip("\n")
-    return outcomes, new_lines
-
-
-# Seconds spent in the last rewrite's steps, for the benchmark (benchmarks/run.py).
-
-class _Unlocatable(Exception):
-    """The code-object locator's span does not parse: use the exact, slower `ast` path."""
 
 
 def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict[str, str | None],
             optimize: int = -1, upstream: types.CodeType | None = None,
-            timings: dict[str, float] | None = None) -> Rewrite:
-    """Apply `rules` (all targeting `module`) to the decoded source `text` of file `path`.
+            timings: dict[str, float] | None = None,
+            elsewhere: dict[str, list[oc.Outcome]] | None = None) -> Rewrite:
+    """Apply `rules` (each with a change in `module`) to the decoded source `text` of file `path`.
 
     `upstream` is the module's own compiled code (from its normal `.pyc`), when the caller has
-    it: the targets are then located from its code objects instead of parsing the module, and
+    it: functions are then located from its code objects instead of parsing the module, and
     only the edited functions are compiled. Where that cannot be done exactly, the module is
-    parsed with `ast` and compiled whole. `timings`, when given, receives the seconds each step
-    took (for the benchmark).
+    parsed with `ast` and compiled whole. `elsewhere` gives, by rule id, the outcomes of the
+    rule's parts in its other modules. `timings`, when given, receives each step's seconds.
     """
     if timings is None:
         timings = {}
@@ -159,91 +58,133 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
 
     timings["libcst import"] = time.perf_counter() - started
     lines = split_lines(text)
+    parts = [Part(rule, change) for rule in rules for change in rule.changes_in(module)]
+    excluded: set[str] = set()
+    first: dict[int, oc.Outcome] | None = None
+    while True:  # a rule that does not apply whole is taken out, and the others are applied again
+        result = _rewrite_parts(module, path, text, lines, [p for p in parts if p.id not in excluded],
+                                               versions, optimize, upstream, timings)
+        if isinstance(result, Rewrite):  # the module does not parse
+            return result
+        outcomes_by_part, spans, edited = result
+        if first is None:
+            first = outcomes_by_part
+        decided = {rule.id: combine(rule, module, [outcomes_by_part[id(p)] if id(p) in outcomes_by_part else first[id(p)]
+                                                   for p in parts if p.rule is rule] + (elsewhere or {}).get(rule.id, []))
+                   for rule in rules}
+        withdraw = {r.id for r in rules if r.id not in excluded and decided[r.id].status != oc.APPLIED
+                    and any(outcomes_by_part[id(p)].status == oc.APPLIED for p in parts if p.rule is r)}
+        if not withdraw:
+            break
+        excluded |= withdraw
+    outcomes = [decided[r.id] for r in rules]
+    if not spans:
+        return Rewrite(outcomes, [], None)
+    started = time.perf_counter()
+    try:
+        # Functions inside classes (or whose line count is kept) compile on their own; anything else
+        # (a class body, the top level, a nested function that grew) compiles with the whole module.
+        if all(s.function and (s.in_classes or not s.line_delta) for s in spans):
+            code = compile_module(path, lines, spans, edited, upstream, optimize)
+        else:
+            code = compile_remapped(path, lines, spans, optimize)
+            missing = unresolved_names(text, lines, spans)
+            if missing:
+                reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
+                return Rewrite([_problem(o, reason) for o in outcomes], [], None)
+    except Exception as error:  # e.g. an edit produced invalid code
+        return Rewrite([_problem(o, f"the patched module does not compile: {error}") for o in outcomes], [], None)
+    timings["compile"] = time.perf_counter() - started
+    return Rewrite(outcomes, spans, code)
+
+
+def _problem(o: oc.Outcome, reason: str) -> oc.Outcome:
+    """An applied rule made a problem by what the whole module shows."""
+    return oc.Outcome(o.rule_id, o.module, oc.FAILED, reason, version=o.version) if o.status == oc.APPLIED else o
+
+
+def _rewrite_parts(module: str, path: str, text: str, lines: list[str], parts: list[Part],
+                   versions: dict[str, str | None], optimize: int, upstream: types.CodeType | None,
+                   timings: dict[str, float]) -> tuple[dict[int, oc.Outcome], list[Span], list[Definition]] | Rewrite:
+    """(outcome by part, spans, edited function definitions), or a `Rewrite` of failures when the
+    module does not parse."""
+    tree: ast.Module | None = None
+    function_parts = [p for p in parts if p.target]
     if upstream is not None and sys.version_info >= (3, 11):
         started = time.perf_counter()
-        located = [locate_in_code(upstream, rule.target, lines) for rule in rules]
+        located = [locate_in_code(upstream, p.target, lines) for p in function_parts]
         timings["locate"] = time.perf_counter() - started
         if all(d is not None for d in located):
             try:
-                return _rewrite(module, path, lines, rules, versions, optimize, located, upstream,  # type: ignore[arg-type]
-                                timings)
-            except _Unlocatable:
+                return _apply(module, lines, parts, dict(zip(map(id, function_parts), located)),  # type: ignore[arg-type]
+                              versions, tree, text, path, strict_span=True)
+            except Unlocatable:
                 pass
     started = time.perf_counter()
     try:
         tree = ast.parse(text, path)
     except SyntaxError as error:
         reason = f"{path} does not parse: {error}"
-        return Rewrite([_not_selected_or(r, module, versions, oc.FAILED, reason) for r in rules], [], None)
-    located = [find_definitions(tree, r.target) for r in rules]
+        return Rewrite([combine(r, module, [outcome(p, module, versions, oc.FAILED, reason) for p in parts if p.rule is r])
+                        for r in dict.fromkeys(p.rule for p in parts)], [], None)
+    located = [find_definitions(tree, p.target) for p in function_parts]
     timings["locate"] = time.perf_counter() - started
-    return _rewrite(module, path, lines, rules, versions, optimize, located, None, timings)
+    return _apply(module, lines, parts, dict(zip(map(id, function_parts), located)), versions, tree, text, path)
 
 
-def _rewrite(module: str, path: str, lines: list[str], rules: list[Rule], versions: dict[str, str | None],
-             optimize: int, located: list[tuple[list[Definition], str]], upstream: types.CodeType | None,
-             timings: dict[str, float]) -> Rewrite:
-    # Group the rules by the function they edit, so rules on one function apply in order.
-    groups: dict[int, tuple[Definition, str, list[Rule]]] = {}
-    outcomes_by_rule: dict[str, list[oc.Outcome]] = {}
-    for rule, (found, reason) in zip(rules, located):
-        if not found:
-            outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.TARGET_MISSING, reason)]
+def _apply(module: str, lines: list[str], parts: list[Part], located: dict[int, tuple[list[Definition], str]],
+           versions: dict[str, str | None], tree: ast.Module | None, text: str, path: str,
+           strict_span: bool = False) -> tuple[dict[int, oc.Outcome], list[Span], list[Definition]]:
+    outcomes: dict[int, oc.Outcome] = {}
+    # Function parts, grouped by the function they edit, so parts on one function apply in order.
+    groups: dict[int, tuple[Definition, str, list[Part]]] = {}
+    text_parts: list[tuple[Part, int, int, str]] = []
+    for part in parts:
+        scope = "module" if not part.target else "function"
+        found, reason = located.get(id(part), ([], ""))
+        if part.target and not found and reason.endswith("is a class, not a function"):
+            tree = tree if tree is not None else ast.parse(text, path)
+            span = find_class(tree, part.target)
+            if span is not None:
+                scope = "class"
+        if scope not in getattr(part.edit, "scopes", ("function",)):
+            what = "the module's top level" if scope == "module" else f"{part.target}, a {scope}"
+            outcomes[id(part)] = outcome(part, module, versions, oc.TARGET_MISSING if scope == "class" else oc.FAILED,
+                                         reason if scope == "class" else f"the edit {part.edit.kind} cannot edit {what}")
+        elif scope == "module":
+            text_parts.append((part, 1, len(lines), "the module"))
+        elif scope == "class":
+            text_parts.append((part, span[0], span[1], part.target))  # type: ignore[index]
+        elif not found:
+            outcomes[id(part)] = outcome(part, module, versions, oc.TARGET_MISSING, reason)
         elif len(found) > 1:
             where = ", ".join(str(d.start) for d in found)
-            reason = f"{rule.target} is defined {len(found)} times (lines {where}); the rule does not guess which one runs"
-            outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.FAILED, reason)]
+            outcomes[id(part)] = outcome(part, module, versions, oc.FAILED, f"{part.target} is defined {len(found)} "
+                                         f"times (lines {where}); the rule does not guess which one runs")
         else:
-            definition = found[0]
-            group = groups.setdefault(definition.start, (definition, rule.target, []))
-            group[2].append(rule)
+            groups.setdefault(found[0].start, (found[0], part.target, []))[2].append(part)
 
-    started = time.perf_counter()
     spans: list[Span] = []
     edited: list[Definition] = []
-    for definition, qualname, group_rules in sorted(groups.values(), key=lambda g: g[0].start):
-        overlapping = [d for d in edited if d.start <= definition.end and definition.start <= d.end]
-        if overlapping:
-            for rule in group_rules:
-                outcomes_by_rule[rule.id] = [_not_selected_or(rule, module, versions, oc.FAILED,
-                                                              f"{qualname} lies inside another edited function")]
+    for definition, qualname, group in sorted(groups.values(), key=lambda g: g[0].start):
+        if any(d.start <= definition.end and definition.start <= d.end for d in edited):
+            for part in group:
+                outcomes[id(part)] = outcome(part, module, versions, oc.FAILED,
+                                             f"{qualname} lies inside another edited function")
             continue
-        outcomes, new_lines = _edit_function(lines, definition, qualname, module, group_rules, versions,
-                                             strict_span=upstream is not None)
-        for o in outcomes:
-            outcomes_by_rule[o.rule_id] = [o]
+        results, new_lines = edit_function(lines, definition, qualname, module, group, versions, strict_span)
+        for part, o in zip(group, results):
+            outcomes[id(part)] = o
         if new_lines is not None:
-            spans.append(Span(definition.start, definition.end, new_lines))
+            spans.append(Span(definition.start, definition.end, new_lines, function=True,
+                              in_classes=definition.in_classes_only))
             edited.append(definition)
-
-    outcomes = [o for rule in rules for o in outcomes_by_rule[rule.id]]
-    timings["edit"] = time.perf_counter() - started
-    if not spans:
-        return Rewrite(outcomes, [], None)
-    started = time.perf_counter()
-    try:
-        code = compile_module(path, lines, spans, edited, upstream, optimize)
-    except Exception as error:  # e.g. an edit produced invalid code
-        failed = [
-            oc.Outcome(o.rule_id, o.module, oc.FAILED, f"the patched module does not compile: {error}",
-                       version=o.version) if o.status == oc.APPLIED else o
-            for o in outcomes
-        ]
-        return Rewrite(failed, [], None)
-    timings["compile"] = time.perf_counter() - started
-    return Rewrite(outcomes, spans, code)
-
-
-def _version(rule: Rule, versions: dict[str, str | None]) -> str | None:
-    return versions.get(rule.gate_distribution) if rule.gate_distribution else None
-
-
-def _not_selected_or(rule: Rule, module: str, versions: dict[str, str | None], status: str, reason: str) -> oc.Outcome:
-    """`not-applicable` when the gate does not select the installed version, else `status`.
-
-    A rule outside its gate has nothing to say about the code, missing or not.
-    """
-    outside = _gate(rule, versions)
-    if outside is not None:
-        return oc.Outcome(rule.id, module, oc.NOT_APPLICABLE, outside, version=_version(rule, versions))
-    return oc.Outcome(rule.id, module, status, reason, version=_version(rule, versions))
+    for part, start, end, qualname in text_parts:
+        o, found_spans = edit_text(lines, start, end, qualname, module, part, versions)
+        if any(s.start <= t.end + 1 and t.start <= s.end + 1 for s in found_spans for t in spans):
+            o = outcome(part, module, versions, oc.FAILED, "its lines overlap another change to the module")
+            found_spans = []
+        outcomes[id(part)] = o
+        spans.extend(found_spans)
+    spans.sort(key=lambda s: (s.start, s.end))
+    return outcomes, spans, edited

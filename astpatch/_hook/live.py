@@ -76,9 +76,12 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
         if o.status != oc.APPLIED:
             result.append(o)
             continue
-        function = _function(module, rule.target)
+        function = _function(module, rule.target) if len(rule.changes) == 1 else None
         new = _patched_code_for(code, function.__code__, spans) if function is not None else None
-        if function is None or new is None:
+        if len(rule.changes) != 1:
+            reason = (f"{late}, and the rule changes more than one function (its module's top level, a class, "
+                      f"several functions or modules), which a live module cannot take whole. {how_to_fix}")
+        elif function is None or new is None:
             reason = f"{late}, and its live {rule.target} is not the function in its source. {how_to_fix}"
         elif new.co_freevars != function.__code__.co_freevars:
             reason = f"{late}, and the patched {rule.target} needs other closure variables than the live one. {how_to_fix}"

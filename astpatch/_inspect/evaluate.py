@@ -11,6 +11,7 @@ from __future__ import annotations
 from .._base import outcomes as oc
 from .._base.lines import patched_lines, split_lines
 from .._engine.rewrite import rewrite
+from .._engine.spanning import outcomes_elsewhere
 from .._model.rule import Rule
 from .sources import SourceNotFound, Sources
 
@@ -31,7 +32,8 @@ def evaluate(rules: list[Rule], sources: Sources, dist_version: str | None = Non
     """Rewrite each targeted module's source from `sources`; `dist_version` overrides versions."""
     by_module: dict[str, list[Rule]] = {}
     for rule in rules:
-        by_module.setdefault(rule.module, []).append(rule)
+        for module in rule.modules:
+            by_module.setdefault(module, []).append(rule)
     reports = []
     for module, module_rules in by_module.items():
         try:
@@ -44,7 +46,11 @@ def evaluate(rules: list[Rule], sources: Sources, dist_version: str | None = Non
             r.gate_distribution: dist_version or sources.version(r.gate_distribution)
             for r in module_rules if r.gate_distribution
         }
-        result = rewrite(module, path, text, module_rules, versions)
+        def read(other: str) -> tuple[str, str]:
+            return sources.read(other)
+
+        elsewhere = outcomes_elsewhere(module, module_rules, versions, read)
+        result = rewrite(module, path, text, module_rules, versions, elsewhere=elsewhere)
         before = split_lines(text)
         reports.append(ModuleReport(module, path, before, patched_lines(before, result.spans),
                                     list(zip(module_rules, result.outcomes))))

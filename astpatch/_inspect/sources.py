@@ -10,41 +10,16 @@ from __future__ import annotations
 import os
 import tarfile
 import zipfile
-from importlib.machinery import PathFinder, SourceFileLoader
 from importlib.util import decode_source
 
 from .._base.metadata import header, installed_version, metadata_dir, normalize, read_version
+from .._base.modulefiles import SourceNotFound, locate
+
+__all__ = ["SourceError", "SourceNotFound", "Sources", "locate", "open_sources"]
 
 
 class SourceError(Exception):
     """A path cannot be read as sources; the message says what and where."""
-
-
-class SourceNotFound(Exception):
-    """The module is not in these sources."""
-
-
-def locate(module: str) -> str:
-    """The installed source file of `module`, found without importing it or its parents.
-
-    `importlib.util.find_spec("a.b.c")` imports `a` and `a.b` first (for torch, all of torch).
-    """
-    parts = module.split(".")
-    search = None
-    spec = None
-    for i in range(len(parts)):
-        name = ".".join(parts[: i + 1])
-        spec = PathFinder.find_spec(name, search)
-        if spec is None:
-            raise SourceNotFound(f"{name} is not installed (not found on sys.path)")
-        if i < len(parts) - 1:
-            search = spec.submodule_search_locations
-            if search is None:
-                raise SourceNotFound(f"{name} is a module, not a package, so {module} cannot exist")
-    assert spec is not None
-    if not isinstance(spec.loader, SourceFileLoader) or not spec.origin:
-        raise SourceNotFound(f"{module} is not a plain source file ({type(spec.loader).__name__})")
-    return spec.origin
 
 
 def module_paths(module: str) -> list[str]:

@@ -90,6 +90,9 @@ class Edit(abc.ABC):
     """Base class of the edit kinds: subclass it, set `kind`, implement `params()` and `apply()`."""
 
     kind = "edit"
+    # What the edit can work on: "function" (a libcst FunctionDef in `Target.node`), "class" (a
+    # class body) and "module" (the top level), the last two as text in `Target.code`.
+    scopes: tuple[str, ...] = ("function",)
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:

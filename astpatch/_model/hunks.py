@@ -46,6 +46,7 @@ class ApplyHunks(Edit):
     """
 
     kind = "apply-hunks"
+    scopes = ("function", "class", "module")
 
     def __init__(self, *, hunks: list[Hunk] | tuple[Hunk, ...]) -> None:
         if not hunks or not all(isinstance(h, Hunk) for h in hunks):
@@ -64,7 +65,9 @@ class ApplyHunks(Edit):
         for number, hunk in enumerate(self.hunks, 1):
             name = f"hunk {number} ({hunk.header})" if hunk.header else f"hunk {number}"
             done_at = find_block(lines, hunk.after)
-            todo_at = find_block(lines, hunk.before)
+            # A hunk that only adds lines has its `before` inside its `after`: where the `after` is
+            # found, those `before` lines are part of the fix, not a place still to patch.
+            todo_at = [t for t in find_block(lines, hunk.before) if not _inside(t, hunk, done_at)]
             if done_at and not todo_at:
                 already += 1
                 continue
@@ -97,3 +100,8 @@ def _first_missing(lines: list[str], block: tuple[str, ...]) -> str:
     if block and block[0].rstrip() not in stripped:
         return f"its first line, {block[0].strip()!r}, is not"
     return "its lines are not"
+
+
+def _inside(position: int, hunk: Hunk, done_at: list[int]) -> bool:
+    """Whether the `before` block found at `position` lies within an occurrence of `after`."""
+    return any(d <= position and position + len(hunk.before) <= d + len(hunk.after) for d in done_at)

@@ -64,30 +64,68 @@ def _check_params(where: str, edit: Edit) -> None:
                         "not a dict of its parameters as plain data")
 
 
+class Change:
+    """One part of a rule: an edit on one scope of one module.
+
+    - `module`: the module it changes (`torch._inductor.codecache`).
+    - `scope`: the qualified name of the function, method or class the edit works on
+      (`FxGraphCachePickler.dumps`, `Scheduler`), or "" for the module's top level (imports,
+      helpers, config entries).
+    - `edit`: an `Edit`; each kind says which scopes it works on (`Edit.scopes`).
+    """
+
+    __slots__ = ("module", "scope", "edit")
+
+    def __init__(self, *, module: str, edit: Edit, scope: str = "") -> None:
+        where = f"the change of {module!r} at {scope or 'the top level'!r}"
+        if not _dotted(module):
+            raise RuleError(f"{where}: module must be a dotted name, got {module!r}")
+        if not isinstance(scope, str) or (scope and not _dotted(scope)):
+            raise RuleError(f"{where}: scope must be a dotted name or '' (the module's top level), got {scope!r}")
+        if not isinstance(edit, Edit):
+            raise RuleError(f"{where}: edit must be an astpatch edit (such as ApplyHunks), got {edit!r}")
+        _check_params(where, edit)
+        self.module = module
+        self.scope = scope
+        self.edit = edit
+
+    @property
+    def where(self) -> str:
+        """`module:scope`, for messages."""
+        return f"{self.module}:{self.scope or '<top level>'}"
+
+    def fingerprint(self) -> str:
+        return f"{self.module}|{self.scope}|{self.edit.fingerprint()}"
+
+    def __repr__(self) -> str:
+        return f"Change(module={self.module!r}, scope={self.scope!r}, edit={self.edit!r})"
+
+
 class Rule:
-    """A fix for one function of one module.
+    """One upstream fix: one or more changes, applied all together or not at all.
 
     - `id`: says what the rule fixes, in lower case with dashes (`torch-...-valueerror`).
     - `summary`: one line.
-    - `module`: the module the target lives in (`torch._inductor.codecache`).
-    - `target`: the function's qualified name in that module (`FxGraphCachePickler.dumps`).
-    - `edit`: an `Edit` (see `astpatch.Edit`).
     - `upstream`: where upstream fixed it: issue, pull request, first fixed release.
-    - `gate`: optional distribution and PEP 440 specifier (`torch>=2.10`). See `astpatch.gate`
+    - `gate`: optional distribution and PEP 440 specifier (`torch>=2.10`). See `astpatch._model.gate`
       for how source and vendor builds' versions are compared.
+    - the change itself, either as `module`, `target` (a function's qualified name) and `edit`,
+      for a fix of one function; or as `changes`, a list of `Change`, for a fix that spans
+      functions, classes, module top levels and modules.
     """
 
-    __slots__ = ("id", "summary", "module", "target", "edit", "upstream", "gate", "origin")
+    __slots__ = ("id", "summary", "changes", "upstream", "gate", "origin")
 
     def __init__(
         self,
         *,
         id: str,
         summary: str,
-        module: str,
-        target: str,
-        edit: Edit,
         upstream: str,
+        module: str | None = None,
+        target: str | None = None,
+        edit: Edit | None = None,
+        changes: list[Change] | tuple[Change, ...] | None = None,
         gate: str | None = None,
     ) -> None:
         where = f"rule {id!r}"
@@ -95,12 +133,20 @@ class Rule:
             raise RuleError(f"rule id {id!r} must be lower case letters, digits, '.', '_' and '-'")
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise RuleError(f"{where}: summary must be one non-empty line")
-        for name, value in (("module", module), ("target", target)):
-            if not _dotted(value):
-                raise RuleError(f"{where}: {name} must be a dotted name, got {value!r}")
-        if not isinstance(edit, Edit):
-            raise RuleError(f"{where}: edit must be an astpatch edit (such as AddExceptTypes), got {edit!r}")
-        _check_params(where, edit)
+        if changes is not None:
+            if module is not None or target is not None or edit is not None:
+                raise RuleError(f"{where}: give either changes or module, target and edit, not both")
+            if not isinstance(changes, (list, tuple)) or not changes or \
+                    not all(isinstance(c, Change) for c in changes):
+                raise RuleError(f"{where}: changes must be a non-empty list of astpatch.Change")
+        else:
+            for name, value in (("module", module), ("target", target)):
+                if not _dotted(value):
+                    raise RuleError(f"{where}: {name} must be a dotted name, got {value!r}")
+            if not isinstance(edit, Edit):
+                raise RuleError(f"{where}: edit must be an astpatch edit (such as AddExceptTypes), got {edit!r}")
+            _check_params(where, edit)
+            changes = [Change(module=module, scope=target, edit=edit)]  # type: ignore[arg-type]
         if not isinstance(upstream, str) or not upstream.strip():
             raise RuleError(f"{where}: upstream must say where upstream fixed it (issue, PR, release)")
         if gate is not None:
@@ -108,12 +154,33 @@ class Rule:
                 raise RuleError(f"{where}: gate must read like 'torch>=2.10', got {gate!r}")
         self.id = id
         self.summary = summary.strip()
-        self.module = module
-        self.target = target
-        self.edit = edit
+        self.changes = tuple(changes)
         self.upstream = upstream.strip()
         self.gate = gate.strip() if gate else None
         self.origin = "<declared in code>"  # the rule file, once loaded from one
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules the rule changes, in the order of its changes."""
+        return tuple(dict.fromkeys(c.module for c in self.changes))
+
+    @property
+    def module(self) -> str:
+        """The first module the rule changes."""
+        return self.changes[0].module
+
+    @property
+    def target(self) -> str:
+        """The scope of the rule's first change (for a one-function rule, the function)."""
+        return self.changes[0].scope
+
+    @property
+    def edit(self) -> Edit:
+        """The edit of the rule's first change."""
+        return self.changes[0].edit
+
+    def changes_in(self, module: str) -> list[Change]:
+        return [c for c in self.changes if c.module == module]
 
     @property
     def gate_distribution(self) -> str | None:
@@ -126,7 +193,7 @@ class Rule:
 
     def fingerprint(self) -> str:
         """Everything about the rule that can change the code it produces."""
-        return f"{self.id}|{self.module}|{self.target}|{self.gate}|{self.edit.fingerprint()}"
+        return f"{self.id}|{self.gate}|{'|'.join(c.fingerprint() for c in self.changes)}"
 
     def __repr__(self) -> str:
-        return f"Rule(id={self.id!r}, module={self.module!r}, target={self.target!r}, gate={self.gate!r})"
+        return f"Rule(id={self.id!r}, modules={list(self.modules)!r}, gate={self.gate!r})"

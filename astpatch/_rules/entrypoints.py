@@ -114,7 +114,7 @@ def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
         except Exception as error:
             report(plugin.failed(error))
             continue
-        plugin.targets = tuple(sorted({r.module for r in found}))
+        plugin.targets = tuple(sorted({m for r in found for m in r.modules}))
         plugins.append(plugin)
         rules.extend(found)
     return plugins, rules

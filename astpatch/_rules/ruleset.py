@@ -97,7 +97,8 @@ class RuleSet:
                 continue
             self._by_id[rule.id] = rule
             self.rules.append(rule)
-            self._by_module.setdefault(rule.module, []).append(rule)
+            for module in rule.modules:
+                self._by_module.setdefault(module, []).append(rule)
 
     def add_pending(self, plugins: Iterable[Plugin]) -> None:
         """Entry points known from the index: their targets now, their rules when a target is imported."""
@@ -130,7 +131,7 @@ class RuleSet:
         """The rules named by id or by module, in the order named; `UnknownRule` for a name that is neither."""
         chosen: list[Rule] = []
         for name in names:
-            matched = [r for r in self.rules if name in (r.id, r.module)]
+            matched = [r for r in self.rules if name == r.id or name in r.modules]
             if not matched:
                 known = ", ".join(sorted(r.id for r in self.rules)) or "none"
                 raise UnknownRule(f"no rule has the id or module {name!r} (known rule ids: {known})")

@@ -77,7 +77,8 @@ def _warm(args: argparse.Namespace, store: Store) -> int:
     cache = Cache(store)
     by_module: dict[str, list] = {}
     for rule in rules:
-        by_module.setdefault(rule.module, []).append(rule)
+        for module in rule.modules:
+            by_module.setdefault(module, []).append(rule)
     problems = 0
     for module in sorted(by_module):
         try:

@@ -1,0 +1,36 @@
+"""Where a module's source file is, found without importing the module or its parents.
+
+`importlib.util.find_spec("a.b.c")` imports `a` and `a.b` first (for torch, all of torch); the
+command line and rules that span modules must read a module's source without running anything.
+"""
+
+from __future__ import annotations
+
+from importlib.machinery import PathFinder, SourceFileLoader
+
+
+class SourceNotFound(Exception):
+    """The module is not in these sources."""
+
+
+def locate(module: str) -> str:
+    """The installed source file of `module`, found without importing it or its parents.
+
+    `importlib.util.find_spec("a.b.c")` imports `a` and `a.b` first (for torch, all of torch).
+    """
+    parts = module.split(".")
+    search = None
+    spec = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        spec = PathFinder.find_spec(name, search)
+        if spec is None:
+            raise SourceNotFound(f"{name} is not installed (not found on sys.path)")
+        if i < len(parts) - 1:
+            search = spec.submodule_search_locations
+            if search is None:
+                raise SourceNotFound(f"{name} is a module, not a package, so {module} cannot exist")
+    assert spec is not None
+    if not isinstance(spec.loader, SourceFileLoader) or not spec.origin:
+        raise SourceNotFound(f"{module} is not a plain source file ({type(spec.loader).__name__})")
+    return spec.origin

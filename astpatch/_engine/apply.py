@@ -1,0 +1,152 @@
+"""Running edits on one scope of a module: a function (through libcst), or a class body or the
+module's top level (as text). Each part gets an outcome; the new text is returned as line spans."""
+
+from __future__ import annotations
+
+from .._base import outcomes as oc
+from .._base.lines import Span, split_lines
+from .._base.messages import trace_exception
+from .._model.edit import ALREADY_FIXED, APPLIED, Target
+from .parts import Part, gate_reason, outcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from .locate import Definition
+
+
+class Unlocatable(Exception):
+    """The code-object locator's span does not parse: use the exact, slower `ast` path."""
+
+
+class _Function:
+    """A function's source, parsed by libcst at its own indentation.
+
+    An indented function cannot be parsed on its own; under `if 1:` it can, so every line
+    (strings and comments included) is kept exactly.
+    """
+
+    def __init__(self, code: str) -> None:
+        import libcst as cst
+
+        if not code.endswith("\n"):
+            code += "\n"
+        self.header = "if 1:\n" if code[:1].isspace() else ""
+        self.wrapper = cst.parse_module(self.header + code)
+        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[union-attr]
+        self.node = next(n for n in body if isinstance(n, cst.FunctionDef))
+        self.code = code
+
+    def with_node(self, node: cst.FunctionDef) -> str:
+        """The function's source with `node` in place of the parsed one."""
+        import libcst as cst
+
+        replaced = self.wrapper.deep_replace(self.node, node)
+        assert isinstance(replaced, cst.Module)
+        return replaced.code[len(self.header):]
+
+
+def _run(part: Part, target: Target, module: str) -> tuple[object, str | None]:
+    """The edit's result, or (None, why it raised): a broken edit must not break the import."""
+    try:
+        return part.edit.apply(target), None
+    except Exception as error:
+        trace_exception(f"{module}: the edit of rule {part.id} raised", error)
+        return None, f"the edit {part.edit.kind} raised {type(error).__name__}: {error}"
+
+
+def edit_function(lines: list[str], definition: Definition, qualname: str, module: str, parts: list[Part],
+                  versions: dict[str, str | None], strict_span: bool = False) -> tuple[list[oc.Outcome], list[str] | None]:
+    """Run each part's edit on one function, in order; return the outcomes and the new lines, if any.
+
+    The order of decisions: an edit that finds the fixed shape reports `already-fixed` (even
+    outside the gate: the code itself says upstream fixed it); otherwise a gate that does not
+    select the installed version makes the part `not-applicable`; otherwise the edit's result
+    stands.
+    """
+    original = "".join(lines[definition.start - 1 : definition.end])
+    try:
+        function = _Function(original)
+    except Exception as error:  # libcst may not know every syntax the interpreter does
+        if strict_span:
+            raise Unlocatable(qualname) from error
+        reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
+        return [outcome(part, module, versions, oc.FAILED, reason) for part in parts], None
+
+    outcomes = []
+    edited: str | None = None  # the source after the last applied edit, parsed only if another edit follows
+    for part in parts:
+        if edited is not None:
+            function, edited = _Function(edited), None
+        result, raised = _run(part, Target(function.node, qualname, module, function.code), module)
+        if raised is not None:
+            outcomes.append(outcome(part, module, versions, oc.FAILED, raised))
+            continue
+        status = getattr(result, "status", None)
+        if status == ALREADY_FIXED:
+            outcomes.append(outcome(part, module, versions, oc.ALREADY_FIXED, result.reason))  # type: ignore[attr-defined]
+            continue
+        outside = gate_reason(part.rule, versions)
+        if outside is not None:
+            outcomes.append(outcome(part, module, versions, oc.NOT_APPLICABLE, outside))
+        elif status == APPLIED and (result.node is not None or result.code is not None):  # type: ignore[attr-defined]
+            code = result.code  # type: ignore[attr-defined]
+            candidate = code if code is not None else function.with_node(result.node)  # type: ignore[attr-defined]
+            if code is not None:
+                try:
+                    _Function(candidate)  # text from an edit: it must still be one function libcst reads
+                except Exception as error:
+                    reason = f"the edit {part.edit.kind} produced code libcst cannot parse: {error}"
+                    outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
+                    continue
+            edited = candidate
+            outcomes.append(outcome(part, module, versions, oc.APPLIED, result.reason))  # type: ignore[attr-defined]
+        else:
+            reason = f"the edit does not apply: {getattr(result, 'reason', '')}"
+            outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
+
+    code = edited if edited is not None else function.code
+    if code == original or (code == original + "\n" and not original.endswith("\n")):
+        return outcomes, None
+    new_lines = split_lines(code)
+    if not original.endswith("\n"):  # the file ended without a newline
+        new_lines[-1] = new_lines[-1].rstrip("\n")
+    return outcomes, new_lines
+
+
+def edit_text(lines: list[str], start: int, end: int, qualname: str, module: str, part: Part,
+              versions: dict[str, str | None]) -> tuple[oc.Outcome, list[Span]]:
+    """Run a part's edit on lines `start`..`end` as text (a class body, or the whole module).
+
+    Returns its outcome and the changed lines as spans of the original text, as small as a line
+    diff makes them, so every line the edit did not touch keeps its number.
+    """
+    original = "".join(lines[start - 1 : end])
+    result, raised = _run(part, Target(None, qualname, module, original), module)  # type: ignore[arg-type]
+    if raised is not None:
+        return outcome(part, module, versions, oc.FAILED, raised), []
+    status = getattr(result, "status", None)
+    if status == ALREADY_FIXED:
+        return outcome(part, module, versions, oc.ALREADY_FIXED, result.reason), []  # type: ignore[attr-defined]
+    outside = gate_reason(part.rule, versions)
+    if outside is not None:
+        return outcome(part, module, versions, oc.NOT_APPLICABLE, outside), []
+    if status != APPLIED:
+        return outcome(part, module, versions, oc.FAILED, f"the edit does not apply: {getattr(result, 'reason', '')}"), []
+    if result.code is None:  # type: ignore[attr-defined]
+        reason = f"the edit {part.edit.kind} works on functions only, and {qualname} is not one"
+        return outcome(part, module, versions, oc.FAILED, reason), []
+    spans = diff_spans(lines[start - 1 : end], split_lines(result.code), start)  # type: ignore[attr-defined]
+    return outcome(part, module, versions, oc.APPLIED, result.reason), spans  # type: ignore[attr-defined]
+
+
+def diff_spans(old: list[str], new: list[str], first: int) -> list[Span]:
+    """The spans that turn `old` (which starts at line `first`) into `new`: one per changed run."""
+    import difflib
+
+    spans = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            spans.append(Span(first + i1, first + i2 - 1, new[j1:j2]))
+    return spans

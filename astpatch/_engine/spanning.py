@@ -1,0 +1,47 @@
+"""Rules that change several modules: their outcome in the other modules, from source.
+
+A rule is applied all or nothing, across modules too. When one of its modules is rewritten, its
+other modules are rewritten as well (their source read, not imported), so every module decides
+the same way and no process runs half a change, whatever the order of the imports.
+"""
+
+from __future__ import annotations
+
+from .._base import outcomes as oc
+from .._base.modulefiles import SourceNotFound
+from .rewrite import rewrite
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._model.rule import Rule
+
+
+def spanning(module: str, rules: list[Rule]) -> list[str]:
+    """The other modules that `rules` on `module` also change, in order."""
+    return list(dict.fromkeys(m for rule in rules for m in rule.modules if m != module))
+
+
+def outcomes_elsewhere(module: str, rules: list[Rule], versions: dict[str, str | None],
+                       read: Callable[[str], tuple[str, str]]) -> dict[str, list[oc.Outcome]]:
+    """By rule id, the rule's outcome in each of its other modules; `read(module)` gives
+    (path, text) or raises SourceNotFound."""
+    texts: dict[str, tuple[str, str] | SourceNotFound] = {}
+    found: dict[str, list[oc.Outcome]] = {}
+    for rule in rules:
+        for other in rule.modules:
+            if other == module:
+                continue
+            if other not in texts:
+                try:
+                    texts[other] = read(other)
+                except SourceNotFound as missing:
+                    texts[other] = missing
+            source = texts[other]
+            if isinstance(source, SourceNotFound):
+                o = oc.Outcome(rule.id, other, oc.MODULE_MISSING, f"its part in {other} has no source: {source}")
+            else:
+                o = rewrite(other, source[0], source[1], [rule], versions).outcomes[0]
+            found.setdefault(rule.id, []).append(o)
+    return found

@@ -1,0 +1,213 @@
+"""Rules that are whole upstream changes: several parts (functions, class bodies, the module's top
+level, several modules), applied all together or not at all."""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import textwrap
+import traceback
+
+import pytest
+
+import astpatch
+from astpatch import ApplyHunks, Change, Hunk, Rule
+from astpatch._base import outcomes as oc
+from astpatch._base.lines import linecache_lines, patched_lines, split_lines
+from astpatch._engine.rewrite import rewrite
+
+from conftest import code_fields
+
+SOURCE = textwrap.dedent('''\
+    import os
+
+    LIMIT = 3
+
+
+    class Parser:
+        def parse(self, text):
+            words = text.split()
+            return words[:LIMIT]
+
+        def size(self):
+            return 1
+
+
+    def later():
+        raise RuntimeError("line 16")
+''')
+
+# Upstream's fix: a new module-level helper, and parse() calling it.
+HELPER = Change(module="parsing", scope="", edit=ApplyHunks(hunks=[Hunk(
+    before=["LIMIT = 3", "", ""],
+    after=["LIMIT = 3", "", "", "def _clean(words):", "    return [w.strip(',') for w in words]", "", ""],
+)]))
+CALL = Change(module="parsing", scope="Parser.parse", edit=ApplyHunks(hunks=[Hunk(
+    before=["        words = text.split()"],
+    after=["        words = _clean(text.split())"],
+)]))
+EXPECTED = SOURCE.replace("LIMIT = 3\n\n\n", "LIMIT = 3\n\n\ndef _clean(words):\n    return [w.strip(',') for w in words]\n\n\n") \
+    .replace("words = text.split()", "words = _clean(text.split())")
+
+
+def rule(*changes: Change, id: str = "parsing-clean-words") -> Rule:
+    return Rule(id=id, summary="Strip commas from words", upstream="test fixture", changes=list(changes))
+
+
+def run(source: str, *rules: Rule, module: str = "parsing"):
+    result = rewrite(module, f"{module}.py", source, list(rules), {})
+    return result, "".join(patched_lines(split_lines(source), result.spans))
+
+
+def test_a_helper_and_the_function_that_calls_it_apply_together():
+    result, text = run(SOURCE, rule(HELPER, CALL))
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]
+    assert text == EXPECTED  # the oracle: the upstream change made by hand
+    namespace: dict = {}
+    exec(result.code, namespace)
+    assert namespace["Parser"]().parse("a, b, c, d") == ["a", "b", "c"]
+    assert namespace["_clean"](["x,"]) == ["x"]
+
+
+def test_every_line_the_change_does_not_touch_keeps_its_number():
+    result, _ = run(SOURCE, rule(HELPER, CALL))
+    upstream = compile(SOURCE, "parsing.py", "exec", dont_inherit=True)
+    # Code that did not change is exactly upstream's, line numbers included: the class's other
+    # method and the function after the inserted helper.
+    def find(code, name):
+        return next(c for c in code.co_consts if hasattr(c, "co_name") and c.co_name == name)
+    assert code_fields(find(result.code, "later")) == code_fields(find(upstream, "later"))
+    assert code_fields(find(find(result.code, "Parser"), "size")) == code_fields(find(find(upstream, "Parser"), "size"))
+    # The inserted lines are numbered past the end of the file, where the text shown has them.
+    shown = linecache_lines(split_lines(SOURCE), result.spans)
+    helper = find(result.code, "_clean")
+    assert helper.co_firstlineno > len(split_lines(SOURCE))
+    assert shown[helper.co_firstlineno - 1] == "def _clean(words):\n"
+    parse = find(find(result.code, "Parser"), "parse")
+    assert parse.co_firstlineno == 7 and shown[7] == "        words = _clean(text.split())\n"
+
+
+def test_a_traceback_through_patched_and_kept_code_shows_the_text_that_runs(modules, hook):
+    modules("parsing", SOURCE)
+    hook(rules=[rule(HELPER, CALL)])
+    import parsing
+
+    assert [o.status for o in astpatch.applied()] == [oc.APPLIED]
+    try:
+        parsing.later()
+    except RuntimeError as error:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+    assert frame.lineno == 16 and frame.line == 'raise RuntimeError("line 16")'
+    try:
+        parsing._clean(None)
+    except TypeError as error:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+    assert frame.line == "return [w.strip(',') for w in words]"
+    assert linecache.getline(parsing.__file__, frame.lineno).strip() == frame.line
+    assert parsing.Parser().parse("x, y") == ["x", "y"]
+
+
+def test_when_one_part_does_not_apply_no_part_is_applied(modules, hook):
+    broken = Change(module="parsing", scope="Parser.parse", edit=ApplyHunks(hunks=[Hunk(
+        before=["        words = text.splitlines()"], after=["        words = _clean(text.splitlines())"])]))
+    result, text = run(SOURCE, rule(HELPER, broken))
+    (o,) = result.outcomes
+    assert o.status == oc.FAILED and result.code is None and text == SOURCE
+    assert o.reason.startswith("part 2 (parsing:Parser.parse): the edit does not apply: hunk 1")
+    assert o.reason.endswith("; no part of the rule is applied")
+    modules("parsing", SOURCE)
+    hook(rules=[rule(HELPER, broken)])
+    with pytest.warns(astpatch.AstpatchWarning, match="no part of the rule is applied"):
+        import parsing
+    assert not hasattr(parsing, "_clean")
+
+
+def test_a_change_already_upstream_in_part_is_reported_and_not_applied():
+    result, text = run(SOURCE.replace("LIMIT = 3\n\n\n", EXPECTED.split("class Parser")[0].split("import os\n\n")[1]),
+                       rule(HELPER, CALL))
+    (o,) = result.outcomes
+    assert o.status == oc.PARTLY_FIXED and result.code is None
+    assert o.reason.startswith("1 of 2 parts are already upstream (part 1 (parsing:<top level>): all 1 hunks")
+    whole, _ = run(EXPECTED, rule(HELPER, CALL))
+    assert [o.status for o in whole.outcomes] == [oc.ALREADY_FIXED] and whole.code is None
+
+
+def test_a_part_that_calls_a_helper_no_part_defines_is_refused():
+    (o,), _ = run(SOURCE, rule(CALL, Change(module="parsing", scope="", edit=ApplyHunks(hunks=[Hunk(
+        before=["import os"], after=["import os", "import sys"])]))))[0].outcomes, None
+    assert o.status == oc.FAILED
+    assert o.reason == "the patched code reads names the module does not define: _clean"
+
+
+def test_methods_added_to_a_class_body():
+    grow = Change(module="parsing", scope="Parser", edit=ApplyHunks(hunks=[Hunk(
+        before=["    def size(self):", "        return 1"],
+        after=["    def size(self):", "        return 1", "", "    def empty(self):", "        return not self.size()"],
+    )]))
+    result, text = run(SOURCE, rule(grow))
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]
+    namespace: dict = {}
+    exec(result.code, namespace)
+    assert namespace["Parser"]().empty() is False
+    assert text == SOURCE.replace("        return 1\n", "        return 1\n\n    def empty(self):\n"
+                                  "        return not self.size()\n")
+
+
+def test_a_nested_function_that_grows_keeps_every_later_function_at_its_line(modules, hook):
+    """Tracebacks and inspect stay right for every function after a nested function whose line count changed."""
+    source = textwrap.dedent('''\
+        def outer():
+            def inner(x):
+                return x + 1
+            return inner
+
+
+        def after():
+            raise KeyError("line 8")
+    ''')
+    grow = Change(module="nested", scope="outer.inner", edit=ApplyHunks(hunks=[Hunk(
+        before=["        return x + 1"], after=["        x = x * 2", "        return x + 1"])]))
+    modules("nested", source)
+    hook(rules=[Rule(id="nested-grow", summary="s", upstream="u", changes=[grow])])
+    import nested
+
+    assert nested.outer()(1) == 3
+    assert nested.after.__code__.co_firstlineno == 7
+    assert linecache.getline(nested.__file__, 7) == "def after():\n"
+    try:
+        nested.after()
+    except KeyError as error:
+        assert traceback.extract_tb(error.__traceback__)[-1].line == 'raise KeyError("line 8")'
+
+
+OTHER = 'SETTINGS = {"limit": 3}\n'
+CONFIG = Change(module="settings", scope="", edit=ApplyHunks(hunks=[Hunk(
+    before=['SETTINGS = {"limit": 3}'], after=['SETTINGS = {"limit": 3, "clean": True}'])]))
+
+
+@pytest.mark.parametrize("order", [("parsing", "settings"), ("settings", "parsing")])
+def test_a_rule_over_two_modules_is_applied_in_both_or_in_neither(modules, hook, order):
+    """Whatever module is imported first, the rule is decided for both, from their sources."""
+    modules("parsing", SOURCE)
+    modules("settings", OTHER)
+    hook(rules=[rule(HELPER, CALL, CONFIG)])
+    for name in order:
+        __import__(name)
+    assert sys.modules["settings"].SETTINGS == {"limit": 3, "clean": True}
+    assert sys.modules["parsing"].Parser().parse("a,") == ["a"]
+    assert sorted((o.module, o.status) for o in astpatch.applied()) == [("parsing", "applied"), ("settings", "applied")]
+
+
+@pytest.mark.parametrize("order", [("parsing", "settings"), ("settings", "parsing")])
+def test_a_rule_over_two_modules_whose_second_part_fails_changes_neither(modules, hook, order):
+    modules("parsing", SOURCE)
+    modules("settings", OTHER.replace("3", "4"))  # the config hunk no longer matches
+    hook(rules=[rule(HELPER, CALL, CONFIG)])
+    with pytest.warns(astpatch.AstpatchWarning) as caught:
+        for name in order:
+            __import__(name)
+    assert sys.modules["settings"].SETTINGS == {"limit": 4}
+    assert not hasattr(sys.modules["parsing"], "_clean")
+    assert {o.status for o in astpatch.applied()} == {"failed"}
+    assert all("part 3 (settings:<top level>)" in o.reason for o in astpatch.applied())
+    assert len(caught) == 2  # one warning per module imported
