@@ -211,3 +211,46 @@ def test_a_rule_over_two_modules_whose_second_part_fails_changes_neither(modules
     assert {o.status for o in astpatch.applied()} == {"failed"}
     assert all("part 3 (settings:<top level>)" in o.reason for o in astpatch.applied())
     assert len(caught) == 2  # one warning per module imported
+
+
+RULE_FILE = '''
+from astpatch import ApplyHunks, Change, Hunk, Rule
+
+RULE = Rule(
+    id="parsing-clean-words", summary="Strip commas from words", upstream="test fixture",
+    changes=[
+        Change(module="parsing", scope="", edit=ApplyHunks(hunks=[Hunk(
+            before=["LIMIT = 3", "", ""],
+            after=["LIMIT = 3", "", "", "def _clean(words):", "    return [w.strip(',') for w in words]", "", ""],
+        )])),
+        Change(module="parsing", scope="Parser.parse", edit=ApplyHunks(hunks=[Hunk(
+            before=["        words = text.split()"], after=["        words = _clean(text.split())"],
+        )])),
+        Change(module="settings", scope="", edit=ApplyHunks(hunks=[Hunk(
+            before=['SETTINGS = {"limit": 3}'], after=['SETTINGS = {"limit": 3, "clean": True}'],
+        )])),
+    ],
+)
+'''
+
+
+def test_check_shows_each_part_and_the_first_release_with_the_fix(tmp_path, capsys):
+    from astpatch.cli import main
+
+    releases = {"1.0": (SOURCE, OTHER), "1.1": (SOURCE, OTHER.replace("3}", '3, "clean": True}')),
+                "2.0": (EXPECTED, OTHER.replace("3}", '3, "clean": True}'))}
+    for name, (parsing, settings) in releases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "parsing.py").write_text(parsing)
+        (tmp_path / name / "settings.py").write_text(settings)
+    (tmp_path / "rule.py").write_text(RULE_FILE)
+    against = [arg for name in releases for arg in ("--against", str(tmp_path / name))]
+    status = main(["check", "--rules", str(tmp_path / "rule.py"), "--rule", "parsing-clean-words", "-v", *against])
+    out = capsys.readouterr().out
+    assert status == 1  # 1.1 is partly fixed: the rule needs its author
+    assert out.splitlines()[1].split() == ["parsing-clean-words", "applied", "partly-fixed", "already-fixed"]
+    assert ("parsing-clean-words @ 1.1: partly-fixed: 1 of 3 parts are already upstream (part 3 "
+            "(settings:<top level>): all 1 hunks of the diff are already in the module)") in out
+    assert "  settings:<top level>: already-fixed: all 1 hunks of the diff are already in the module" in out
+    assert "  parsing:Parser.parse: applied: applied 1 hunks" in out
+    assert "parsing-clean-words: already fixed upstream from 2.0 on" in out

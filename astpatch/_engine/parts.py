@@ -39,11 +39,6 @@ class Part:
     def edit(self) -> Edit:
         return self.change.edit
 
-    def label(self) -> str:
-        """How a message names this part: nothing for a one-change rule."""
-        if len(self.rule.changes) == 1:
-            return ""
-        return f"part {self.number} ({self.change.where}): "
 
 
 def gate_reason(rule: Rule, versions: dict[str, str | None]) -> str | None:
@@ -65,21 +60,27 @@ def outcome(part: Part, module: str, versions: dict[str, str | None], status: st
         outside = gate_reason(part.rule, versions)
         if outside is not None:
             return oc.Outcome(part.id, module, oc.NOT_APPLICABLE, outside, version=version(part.rule, versions))
-    return oc.Outcome(part.id, module, status, part.label() + reason if status != oc.NOT_APPLICABLE else reason,
-                      version=version(part.rule, versions))
+    return oc.Outcome(part.id, module, status, reason, version=version(part.rule, versions))
 
 
-def combine(rule: Rule, module: str, parts: list[oc.Outcome]) -> oc.Outcome:
-    """The rule's outcome from its parts' outcomes (in the rule's order, every module's).
+def _labelled(rule: Rule, change: Change, o: oc.Outcome) -> oc.Outcome:
+    """A part's outcome with its reason naming the part (for a rule of several parts)."""
+    label = f"part {rule.changes.index(change) + 1} ({change.where})"
+    return oc.Outcome(o.rule_id, o.module, o.status, f"{label}: {o.reason}", version=o.version)
+
+
+def combine(rule: Rule, module: str, found: list[tuple[Change, oc.Outcome]]) -> oc.Outcome:
+    """The rule's outcome from its parts' outcomes (this module's and its other modules').
 
     Every part already upstream: `already-fixed`. Outside the gate: `not-applicable`. A part that
     fails: the rule fails, and the reason names the part. Some parts upstream and the others not:
     `partly-fixed`, naming the parts upstream (applying the rest would be half a change).
     Otherwise `applied`.
     """
-    if len(parts) == 1:
-        only = parts[0]
+    if len(found) == 1:
+        only = found[0][1]
         return oc.Outcome(rule.id, module, only.status, only.reason, version=only.version)
+    parts = [_labelled(rule, change, o) for change, o in sorted(found, key=lambda f: rule.changes.index(f[0]))]
     statuses = [p.status for p in parts]
     first = parts[0]
     if all(s == oc.ALREADY_FIXED for s in statuses):

@@ -20,7 +20,7 @@ import types
 
 from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
-from .._model.rule import Rule
+from .._model.rule import Change, Rule
 from .apply import Unlocatable, edit_function, edit_text
 from .compile import compile_module, compile_remapped
 from .locate import Definition, find_class, find_definitions, locate_in_code
@@ -31,10 +31,12 @@ from .parts import Part, combine, outcome
 class Rewrite:
     """The result of rewriting one module."""
 
-    __slots__ = ("outcomes", "spans", "code")
+    __slots__ = ("outcomes", "spans", "code", "parts")
 
-    def __init__(self, outcomes: list[oc.Outcome], spans: list[Span], code: types.CodeType | None) -> None:
+    def __init__(self, outcomes: list[oc.Outcome], spans: list[Span], code: types.CodeType | None,
+                 parts: dict[str, list[tuple[Change, oc.Outcome]]] | None = None) -> None:
         self.outcomes = outcomes  # one per rule, in the rules' order
+        self.parts = parts or {}  # by rule id: (change, outcome) of each of its parts in this module
         self.spans = spans  # sorted by start; empty when nothing was applied
         self.code = code  # None when nothing was applied: upstream's code is used as is
 
@@ -42,7 +44,7 @@ class Rewrite:
 def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict[str, str | None],
             optimize: int = -1, upstream: types.CodeType | None = None,
             timings: dict[str, float] | None = None,
-            elsewhere: dict[str, list[oc.Outcome]] | None = None) -> Rewrite:
+            elsewhere: dict[str, list[tuple[Change, oc.Outcome]]] | None = None) -> Rewrite:
     """Apply `rules` (each with a change in `module`) to the decoded source `text` of file `path`.
 
     `upstream` is the module's own compiled code (from its normal `.pyc`), when the caller has
@@ -69,7 +71,7 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         outcomes_by_part, spans, edited = result
         if first is None:
             first = outcomes_by_part
-        decided = {rule.id: combine(rule, module, [outcomes_by_part[id(p)] if id(p) in outcomes_by_part else first[id(p)]
+        decided = {rule.id: combine(rule, module, [(p.change, outcomes_by_part.get(id(p)) or first[id(p)])
                                                    for p in parts if p.rule is rule] + (elsewhere or {}).get(rule.id, []))
                    for rule in rules}
         withdraw = {r.id for r in rules if r.id not in excluded and decided[r.id].status != oc.APPLIED
@@ -78,8 +80,10 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
             break
         excluded |= withdraw
     outcomes = [decided[r.id] for r in rules]
+    by_part = {**(first or {}), **outcomes_by_part}
+    part_outcomes = {r.id: [(p.change, by_part[id(p)]) for p in parts if p.rule is r] for r in rules}
     if not spans:
-        return Rewrite(outcomes, [], None)
+        return Rewrite(outcomes, [], None, part_outcomes)
     started = time.perf_counter()
     try:
         # Functions inside classes (or whose line count is kept) compile on their own; anything else
@@ -91,11 +95,12 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
             missing = unresolved_names(text, lines, spans)
             if missing:
                 reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
-                return Rewrite([_problem(o, reason) for o in outcomes], [], None)
+                return Rewrite([_problem(o, reason) for o in outcomes], [], None, part_outcomes)
     except Exception as error:  # e.g. an edit produced invalid code
-        return Rewrite([_problem(o, f"the patched module does not compile: {error}") for o in outcomes], [], None)
+        return Rewrite([_problem(o, f"the patched module does not compile: {error}") for o in outcomes], [], None,
+                       part_outcomes)
     timings["compile"] = time.perf_counter() - started
-    return Rewrite(outcomes, spans, code)
+    return Rewrite(outcomes, spans, code, part_outcomes)
 
 
 def _problem(o: oc.Outcome, reason: str) -> oc.Outcome:
@@ -125,7 +130,8 @@ def _rewrite_parts(module: str, path: str, text: str, lines: list[str], parts: l
         tree = ast.parse(text, path)
     except SyntaxError as error:
         reason = f"{path} does not parse: {error}"
-        return Rewrite([combine(r, module, [outcome(p, module, versions, oc.FAILED, reason) for p in parts if p.rule is r])
+        return Rewrite([combine(r, module, [(p.change, outcome(p, module, versions, oc.FAILED, reason))
+                                            for p in parts if p.rule is r])
                         for r in dict.fromkeys(p.rule for p in parts)], [], None)
     located = [find_definitions(tree, p.target) for p in function_parts]
     timings["locate"] = time.perf_counter() - started

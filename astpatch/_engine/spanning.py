@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .._model.rule import Rule
+    from .._model.rule import Change, Rule
 
 
 def spanning(module: str, rules: list[Rule]) -> list[str]:
@@ -24,11 +24,11 @@ def spanning(module: str, rules: list[Rule]) -> list[str]:
 
 
 def outcomes_elsewhere(module: str, rules: list[Rule], versions: dict[str, str | None],
-                       read: Callable[[str], tuple[str, str]]) -> dict[str, list[oc.Outcome]]:
-    """By rule id, the rule's outcome in each of its other modules; `read(module)` gives
-    (path, text) or raises SourceNotFound."""
+                       read: Callable[[str], tuple[str, str]]) -> dict[str, list[tuple[Change, oc.Outcome]]]:
+    """By rule id, the outcome of each of the rule's parts in its other modules; `read(module)`
+    gives (path, text) or raises SourceNotFound."""
     texts: dict[str, tuple[str, str] | SourceNotFound] = {}
-    found: dict[str, list[oc.Outcome]] = {}
+    found: dict[str, list[tuple[Change, oc.Outcome]]] = {}
     for rule in rules:
         for other in rule.modules:
             if other == module:
@@ -40,8 +40,8 @@ def outcomes_elsewhere(module: str, rules: list[Rule], versions: dict[str, str |
                     texts[other] = missing
             source = texts[other]
             if isinstance(source, SourceNotFound):
-                o = oc.Outcome(rule.id, other, oc.MODULE_MISSING, f"its part in {other} has no source: {source}")
+                absent = oc.Outcome(rule.id, other, oc.MODULE_MISSING, f"{other} has no source: {source}")
+                found.setdefault(rule.id, []).extend((change, absent) for change in rule.changes_in(other))
             else:
-                o = rewrite(other, source[0], source[1], [rule], versions).outcomes[0]
-            found.setdefault(rule.id, []).append(o)
+                found.setdefault(rule.id, []).extend(rewrite(other, source[0], source[1], [rule], versions).parts[rule.id])
     return found

@@ -12,7 +12,7 @@ from .._base import outcomes as oc
 from .._base.lines import patched_lines, split_lines
 from .._engine.rewrite import rewrite
 from .._engine.spanning import outcomes_elsewhere
-from .._model.rule import Rule
+from .._model.rule import Change, Rule
 from .sources import SourceNotFound, Sources
 
 
@@ -20,12 +20,14 @@ class ModuleReport:
     """One module's source, the rules on it, and what they make of it."""
 
     def __init__(self, module: str, path: str | None, before: list[str], after: list[str],
-                 outcomes: list[tuple[Rule, oc.Outcome]]) -> None:
+                 outcomes: list[tuple[Rule, oc.Outcome]],
+                 parts: dict[str, list[tuple[Change, oc.Outcome]]] | None = None) -> None:
         self.module = module
         self.path = path
         self.before = before
         self.after = after
         self.outcomes = outcomes  # (rule, outcome), in the rules' order
+        self.parts = parts or {}  # by rule id: (change, outcome) of each of its parts in this module
 
 
 def evaluate(rules: list[Rule], sources: Sources, dist_version: str | None = None) -> list[ModuleReport]:
@@ -53,10 +55,19 @@ def evaluate(rules: list[Rule], sources: Sources, dist_version: str | None = Non
         result = rewrite(module, path, text, module_rules, versions, elsewhere=elsewhere)
         before = split_lines(text)
         reports.append(ModuleReport(module, path, before, patched_lines(before, result.spans),
-                                    list(zip(module_rules, result.outcomes))))
+                                    list(zip(module_rules, result.outcomes)), result.parts))
     return reports
 
 
 def outcomes_by_rule(reports: list[ModuleReport]) -> dict[str, oc.Outcome]:
     """Each rule's outcome, by rule id."""
     return {rule.id: o for report in reports for rule, o in report.outcomes}
+
+
+def parts_by_rule(reports: list[ModuleReport]) -> dict[str, list[tuple[Change, oc.Outcome]]]:
+    """Each rule's parts, in every module, with their own outcomes (for `check -v`)."""
+    found: dict[str, list[tuple[Change, oc.Outcome]]] = {}
+    for report in reports:
+        for rule_id, parts in report.parts.items():
+            found.setdefault(rule_id, []).extend(parts)
+    return found

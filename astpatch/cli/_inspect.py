@@ -9,12 +9,14 @@ import os
 import sys
 
 from .._base import outcomes as oc
-from .._inspect.evaluate import evaluate, outcomes_by_rule
+from .._inspect.evaluate import evaluate, outcomes_by_rule, parts_by_rule
 from ._common import EXIT_FINDING, EXIT_OK, UsageError, installed_sources, load_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .._model.rule import Change, Rule
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -92,21 +94,28 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(str(error)) from None
         override = versions[i] if len(versions) > 1 else (versions[0] if versions else None)
         try:
-            outcomes = outcomes_by_rule(evaluate(rules, sources, override))
+            reports = evaluate(rules, sources, override)
+            outcomes, parts = outcomes_by_rule(reports), parts_by_rule(reports)
         except SourceError as error:
             raise UsageError(str(error)) from None
         gated = [r.gate_distribution for r in rules if r.gate_distribution]
         version = override or (sources.version(gated[0]) if gated else None)
         label = f"{gated[0]} {version}" if gated and version else sources.label
-        columns.append({"against": path or "installed", "label": label, "version": version, "outcomes": outcomes})
+        columns.append({"against": path or "installed", "label": label, "version": version, "outcomes": outcomes,
+                        "parts": parts})
 
+    by_id = {r.id: r for r in rules}
     stale = [(r.id, c["label"]) for c in columns for r in rules if c["outcomes"][r.id].status in oc.PROBLEMS]
     if args.json:
         print(json.dumps({
             "rules": [r.id for r in rules],
             "columns": [{"against": c["against"], "label": c["label"], "version": c["version"],
-                         "results": {rid: {"outcome": o.status, "reason": o.reason} for rid, o in c["outcomes"].items()}}
+                         "results": {rid: {"outcome": o.status, "reason": o.reason,
+                                           "parts": [{"part": change.where, "outcome": p.status, "reason": p.reason}
+                                                     for change, p in _in_order(by_id[rid], c["parts"].get(rid, []))]}
+                                     for rid, o in c["outcomes"].items()}}
                         for c in columns],
+            "fixed_upstream_in": {r.id: _first_fixed(r.id, columns) for r in rules},
             "stale": [{"rule": rid, "against": label} for rid, label in stale],
         }, indent=2))
     else:
@@ -122,8 +131,31 @@ def cmd_check(args: argparse.Namespace) -> int:
                     o = c["outcomes"][r.id]
                     if args.verbose or o.status in oc.PROBLEMS:
                         print(f"{r.id} @ {c['label']}: {o.status}: {o.reason}")
+                        listed = _in_order(r, c["parts"].get(r.id, []))
+                        for change, p in listed if len(listed) > 1 else ():
+                            print(f"  {change.where}: {p.status}: {p.reason}")
+        fixed = [(r.id, _first_fixed(r.id, columns)) for r in rules if len(columns) > 1]
+        if any(label for _, label in fixed):
+            print()
+            for rule_id, label in fixed:
+                if label:
+                    print(f"{rule_id}: already fixed upstream from {label} on")
         if stale:
             print(f"\n{len(stale)} stale: a rule its gate selects cannot do its job; update the rule or its gate.")
     return EXIT_FINDING if stale else EXIT_OK
 
 
+def _first_fixed(rule_id: str, columns: list[dict[str, Any]]) -> str | None:
+    """The first source, in the order given, from which on the rule is already fixed upstream."""
+    first = None
+    for column in columns:
+        if column["outcomes"][rule_id].status == oc.ALREADY_FIXED:
+            first = first or column["label"]
+        else:
+            first = None
+    return first
+
+
+def _in_order(rule: Rule, parts: list[tuple[Change, oc.Outcome]]) -> list[tuple[Change, oc.Outcome]]:
+    """A rule's (change, outcome) parts in the order the rule lists its changes."""
+    return sorted(parts, key=lambda part: rule.changes.index(part[0]))
