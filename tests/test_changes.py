@@ -254,3 +254,36 @@ def test_check_shows_each_part_and_the_first_release_with_the_fix(tmp_path, caps
     assert "  settings:<top level>: already-fixed: all 1 hunks of the diff are already in the module" in out
     assert "  parsing:Parser.parse: applied: applied 1 hunks" in out
     assert "parsing-clean-words: already fixed upstream from 2.0 on" in out
+
+
+WARM = '''
+import json, sys
+import astpatch
+astpatch.install(rules=[{rule!r}], cache_dir={cache!r})
+import parsing, settings
+print(json.dumps({{"outcomes": sorted([o.module, o.status, o.from_cache] for o in astpatch.applied()),
+                  "libcst": "libcst" in sys.modules, "clean": settings.SETTINGS.get("clean"),
+                  "words": parsing.Parser().parse("a, b")}}))
+'''
+
+
+def test_a_two_module_rule_is_cached_and_its_key_covers_both_modules(tmp_path):
+    """A warm process imports no libcst; editing the other module's source is seen by this module's entry."""
+    from scenario import Scenario
+
+    scene = Scenario(tmp_path, source=None, rule_file=RULE_FILE)
+    scene.write("parsing", SOURCE)
+    scene.write("settings", OTHER)
+    program = WARM.format(rule=str(scene.rule), cache=str(scene.cache))
+    cold = scene.python(program).json()
+    assert cold["outcomes"] == [["parsing", "applied", False], ["settings", "applied", False]]
+    assert cold["clean"] is True and cold["words"] == ["a", "b"]
+    warm = scene.python(program).json()
+    assert warm["outcomes"] == [["parsing", "applied", True], ["settings", "applied", True]]
+    assert warm["libcst"] is False and warm["words"] == ["a", "b"]
+    # settings.py no longer takes its part: both modules' entries are keyed by it, so both are
+    # decided again, and neither is changed.
+    scene.write("settings", OTHER.replace("3", "4"))
+    changed = scene.python(program).json()
+    assert changed["outcomes"] == [["parsing", "failed", False], ["settings", "failed", False]]
+    assert changed["clean"] is None and changed["words"] == ["a,", "b"]
