@@ -287,3 +287,25 @@ def test_a_two_module_rule_is_cached_and_its_key_covers_both_modules(tmp_path):
     changed = scene.python(program).json()
     assert changed["outcomes"] == [["parsing", "failed", False], ["settings", "failed", False]]
     assert changed["clean"] is None and changed["words"] == ["a,", "b"]
+
+
+def test_the_line_diff_gives_spans_that_rebuild_the_new_text():
+    """Oracle: replaying the spans on the old lines gives the new lines, for many random edits."""
+    import random
+
+    from astpatch._engine.apply import diff_spans
+
+    chooser = random.Random(1)
+    for _ in range(2000):
+        old = [chooser.choice("abcdefg") + "\n" for _ in range(chooser.randint(0, 30))]
+        new = list(old)
+        for _ in range(chooser.randint(0, 4)):
+            k = chooser.randint(0, len(new))
+            if chooser.random() < 0.4:
+                new.insert(k, chooser.choice("abcdxyz") + "\n")
+            elif new:
+                new[min(k, len(new) - 1):min(k, len(new) - 1) + 1] = [] if chooser.random() < 0.5 else ["z\n"]
+        spans = diff_spans(old, new, 1)
+        assert patched_lines(old, spans) == new
+        assert all(a.end < b.start for a, b in zip(spans, spans[1:]))
+        assert sum(len(s.lines) + (s.end - s.start + 1) for s in spans) <= 2 * (len(old) + len(new))

@@ -142,11 +142,65 @@ def edit_text(lines: list[str], start: int, end: int, qualname: str, module: str
 
 
 def diff_spans(old: list[str], new: list[str], first: int) -> list[Span]:
-    """The spans that turn `old` (which starts at line `first`) into `new`: one per changed run."""
-    import difflib
+    """The spans that turn `old` (which starts at line `first`) into `new`: one per changed run.
 
-    spans = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
-        if tag != "equal":
-            spans.append(Span(first + i1, first + i2 - 1, new[j1:j2]))
+    A patience-style line diff: lines that occur once in both anchor the match, and the runs
+    between anchors are trimmed of their common ends. Linear in practice on a whole module with
+    a few hunks, where `difflib` takes a quarter of a second.
+    """
+    spans: list[Span] = []
+    _diff(old, 0, len(old), new, 0, len(new), first, spans)
     return spans
+
+
+def _diff(old: list[str], a: int, b: int, new: list[str], c: int, d: int, first: int, spans: list[Span]) -> None:
+    while a < b and c < d and old[a] == new[c]:
+        a, c = a + 1, c + 1
+    while a < b and c < d and old[b - 1] == new[d - 1]:
+        b, d = b - 1, d - 1
+    if a == b or c == d:
+        if a < b or c < d:
+            spans.append(Span(first + a, first + b - 1, new[c:d]))
+        return
+    anchors = _anchors(old, a, b, new, c, d)
+    if not anchors:
+        spans.append(Span(first + a, first + b - 1, new[c:d]))
+        return
+    for i, j in anchors:
+        _diff(old, a, i, new, c, j, first, spans)
+        a, c = i + 1, j + 1
+    _diff(old, a, b, new, c, d, first, spans)
+
+
+def _anchors(old: list[str], a: int, b: int, new: list[str], c: int, d: int) -> list[tuple[int, int]]:
+    """Pairs of lines unique on both sides, in an order that both sides share (longest such chain)."""
+    import bisect
+
+    counts: dict[str, list[int]] = {}
+    for i in range(a, b):
+        counts.setdefault(old[i], [0, 0, i])[0] += 1
+    for j in range(c, d):
+        entry = counts.get(new[j])
+        if entry is not None:
+            entry[1] += 1
+            entry.append(j)
+    pairs = sorted((entry[2], entry[3]) for entry in counts.values() if entry[0] == 1 and entry[1] == 1)
+    # Longest increasing run of the new-side positions (patience sorting).
+    tails: list[int] = []
+    tail_index: list[int] = []
+    previous = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        position = bisect.bisect_left(tails, j)
+        if position == len(tails):
+            tails.append(j)
+            tail_index.append(k)
+        else:
+            tails[position] = j
+            tail_index[position] = k
+        previous[k] = tail_index[position - 1] if position else -1
+    chain = []
+    k = tail_index[-1] if tail_index else -1
+    while k != -1:
+        chain.append(pairs[k])
+        k = previous[k]
+    return chain[::-1]

@@ -62,7 +62,9 @@ def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: i
     number.extend(range(position, len(lines) + 1))
     tree = ast.parse("".join(patched_lines(lines, spans)), path)
     last = len(number) - 1
-    for node in ast.walk(tree):
+    unchanged = spans[0].start if spans else last + 1  # lines before it are numbered as they are
+    statements = [s for s in tree.body if (s.end_lineno or s.lineno) >= unchanged]
+    for node in (n for statement in statements for n in ast.walk(statement)):
         start = getattr(node, "lineno", None)
         if start is None:
             continue

@@ -2,47 +2,72 @@
 
 A backport that calls a helper, or reads a config entry, that only another part of the upstream
 change defines would fail at run time with NameError (or worse, read something else); it is
-refused when rewriting instead, with the names.
+refused when rewriting instead, with the names. Read from the compiled code (global and name
+loads, module-level stores), which costs a scan of the bytecode instead of another parse.
 """
 
 from __future__ import annotations
 
 import builtins
-import symtable
+import opcode
+import sys
+import types
 
-from .._base.lines import Span, patched_lines
-
-
-def _reads(table: symtable.SymbolTable, found: set[str]) -> set[str]:
-    """Global names read anywhere below the module scope (functions, classes, comprehensions)."""
-    for child in table.get_children():
-        for symbol in child.get_symbols():
-            if symbol.is_referenced() and symbol.is_global() and not symbol.is_declared_global():
-                found.add(symbol.get_name())
-        _reads(child, found)
-    return found
+_OP = opcode.opmap
+_LOAD_GLOBAL, _LOAD_NAME = _OP["LOAD_GLOBAL"], _OP["LOAD_NAME"]
+_STORE_NAME, _STORE_GLOBAL, _DELETE_NAME = _OP["STORE_NAME"], _OP["STORE_GLOBAL"], _OP["DELETE_NAME"]
+_EXTENDED_ARG = _OP["EXTENDED_ARG"]
+_GLOBAL_SHIFT = 1 if sys.version_info >= (3, 11) else 0  # 3.11+ keeps a flag in LOAD_GLOBAL's low bit
+_MODULE_NAMES = {"__file__", "__name__", "__spec__", "__loader__", "__package__", "__builtins__", "__path__",
+                 "__cached__", "__doc__", "__annotations__", "__dict__"}
 
 
-def _undefined(text: str) -> set[str] | None:
-    """Names read as globals that the module neither binds at its top level nor gets from the
-    builtins; None when that cannot be known (a star import, a `globals()` write)."""
-    table = symtable.symtable(text, "<module>", "exec")
-    top = table.get_symbols()
-    if any(s.get_name() == "*" for s in top) or "globals" in {s.get_name() for s in top if s.is_referenced()}:
-        return None
-    bound = {s.get_name() for s in top if s.is_assigned() or s.is_imported() or s.is_namespace()}
-    for child in table.get_children():  # `global x` in a function that assigns x binds it too
-        bound |= {s.get_name() for s in child.get_symbols() if s.is_declared_global() and s.is_assigned()}
-    reads = _reads(table, {s.get_name() for s in top if s.is_referenced()})
-    return {name for name in reads if name not in bound and not hasattr(builtins, name)
-            and name not in ("__file__", "__name__", "__spec__", "__loader__", "__package__", "__builtins__",
-                             "__path__", "__cached__", "__doc__", "__annotations__", "__dict__")}
+def _instructions(code: types.CodeType):  # type: ignore[no-untyped-def]
+    """(opcode, argument) of each instruction, extended arguments folded in."""
+    raw = code.co_code
+    argument = 0
+    for i in range(0, len(raw), 2):
+        op, argument = raw[i], raw[i + 1] | (argument << 8)
+        if op == _EXTENDED_ARG:
+            continue
+        yield op, argument
+        argument = 0
 
 
-def unresolved_names(text: str, lines: list[str], spans: list[Span]) -> list[str]:
-    """The names the patched module reads and does not define, that upstream's did not already."""
-    patched = _undefined("".join(patched_lines(lines, spans)))
-    if not patched:
+def _codes(code: types.CodeType):  # type: ignore[no-untyped-def]
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _scan(module: types.CodeType) -> tuple[set[str], set[str], bool]:
+    """(names read as globals, names bound at module level, whether that can be known)."""
+    reads: set[str] = set()
+    bound: set[str] = set()
+    knowable = True
+    for code in _codes(module):
+        names = code.co_names
+        top = code is module
+        if ("*",) in code.co_consts:  # a star import binds names no one can list
+            knowable = False
+        for op, argument in _instructions(code):
+            if op == _LOAD_GLOBAL:
+                reads.add(names[argument >> _GLOBAL_SHIFT])
+            elif op == _LOAD_NAME and (top or not code.co_flags & 0x2):  # module and class bodies
+                reads.add(names[argument])
+            elif op == _STORE_GLOBAL or (op in (_STORE_NAME, _DELETE_NAME) and not code.co_flags & 0x2):
+                bound.add(names[argument])  # module level, or a class body's own names
+    if "globals" in reads:  # names written through globals() cannot be listed either
+        knowable = False
+    return reads, bound, knowable
+
+
+def unresolved_names(patched: types.CodeType, upstream: types.CodeType) -> list[str]:
+    """The global names the patched module reads, binds nowhere and that are no builtins, and that
+    upstream's module did not already read (upstream's own dynamic names are not ours to judge)."""
+    reads, bound, knowable = _scan(patched)
+    if not knowable:
         return []
-    before = _undefined(text) or set()
-    return sorted(patched - before)
+    before, _, _ = _scan(upstream)
+    return sorted(n for n in reads - before - bound - _MODULE_NAMES if not hasattr(builtins, n))

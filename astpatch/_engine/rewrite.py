@@ -55,12 +55,13 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     """
     if timings is None:
         timings = {}
-    started = time.perf_counter()
-    import libcst  # noqa: F401  (the edits need it; imported here so its cost is measured apart)
-
-    timings["libcst import"] = time.perf_counter() - started
-    lines = split_lines(text)
     parts = [Part(rule, change) for rule in rules for change in rule.changes_in(module)]
+    if any(p.target for p in parts):  # functions are edited through libcst; text scopes need none
+        started = time.perf_counter()
+        import libcst  # noqa: F401  (imported here so its cost is measured apart)
+
+        timings["libcst import"] = time.perf_counter() - started
+    lines = split_lines(text)
     excluded: set[str] = set()
     first: dict[int, oc.Outcome] | None = None
     while True:  # a rule that does not apply whole is taken out, and the others are applied again
@@ -92,7 +93,9 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
             code = compile_module(path, lines, spans, edited, upstream, optimize)
         else:
             code = compile_remapped(path, lines, spans, optimize)
-            missing = unresolved_names(text, lines, spans)
+            if upstream is None:
+                upstream = compile(text, path, "exec", dont_inherit=True, optimize=optimize)
+            missing = unresolved_names(code, upstream)
             if missing:
                 reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
                 return Rewrite([_problem(o, reason) for o in outcomes], [], None, part_outcomes)
