@@ -309,3 +309,15 @@ def test_the_line_diff_gives_spans_that_rebuild_the_new_text():
         assert patched_lines(old, spans) == new
         assert all(a.end < b.start for a, b in zip(spans, spans[1:]))
         assert sum(len(s.lines) + (s.end - s.start + 1) for s in spans) <= 2 * (len(old) + len(new))
+
+
+def test_a_method_edit_that_calls_an_undefined_helper_is_refused_even_beside_globals():
+    """The names check covers edits of single functions too, and a module that reads globals()."""
+    source = "def snapshot():\n    return dict(globals())\n\n\nclass A:\n    def f(self):\n        return 1\n"
+    calls = Change(module="m", scope="A.f", edit=ApplyHunks(hunks=[Hunk(before=["        return 1"],
+                                                                           after=["        return helper()"])]))
+    (o,), _ = run(source, rule(calls), module="m")[0].outcomes, None
+    assert (o.status, o.reason) == (oc.FAILED, "the patched code reads names the module does not define: helper")
+    defined = source + "\n\ndef helper():\n    return 2\n"
+    result, _ = run(defined, rule(calls), module="m")
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]

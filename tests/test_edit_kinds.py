@@ -590,22 +590,20 @@ class RenameCalls(astpatch.Edit):
 def test_a_custom_edit_kind_is_tested_with_the_kit():
     edit = RenameCalls("dumps", "safe_dumps")
     before = '''
+        from pickle import dumps, dumps as safe_dumps
+
+
         def save(obj, path):
             data = dumps(obj)  # the call to replace
             write(path, data)
             return len(dumps(data))
     '''
-    after = '''
-        def save(obj, path):
-            data = safe_dumps(obj)  # the call to replace
-            write(path, data)
-            return len(safe_dumps(data))
-    '''
-    assert assert_edit(before, after, edit).reason == "dumps -> safe_dumps"
-    assert assert_already_fixed(after, edit).reason == "save calls safe_dumps"
+    after = before.replace("= dumps(obj)", "= safe_dumps(obj)").replace("len(dumps(", "len(safe_dumps(")
+    assert assert_edit(before, after, edit, target="save").reason == "dumps -> safe_dumps"
+    assert assert_already_fixed(after, edit, target="save").reason == "save calls safe_dumps"
     assert_no_match("def save(obj):\n    return obj\n", edit, reason="save calls neither dumps nor safe_dumps")
     with pytest.raises(AssertionError, match="the edited source is not the expected one"):
-        assert_edit(before, after.replace("len(safe_dumps(data))", "len(dumps(data))"), edit)
+        assert_edit(before, after.replace("len(safe_dumps(data))", "len(dumps(data))"), edit, target="save")
 
 
 def test_a_hunk_that_only_adds_lines_is_already_fixed_on_its_own_result():

@@ -90,12 +90,18 @@ def test_a_vertical_tuple_gets_a_new_line_in_its_style():
 def test_dotted_converts_to_and_dotted_added_types():
     edit = astpatch.AddExceptTypes(add=("ValueError", "pickle.PickleError"), converts_to="Bypass")
     assert_edit('''
+        import pickle
+
+
         def f(x):
             try:
                 return g(x)
             except TypeError as e:
                 raise errors.Bypass("x") from e
     ''', '''
+        import pickle
+
+
         def f(x):
             try:
                 return g(x)

@@ -9,8 +9,9 @@ Tiers:
   and line tables differ between versions);
 - torch210 (slow): real torch 2.10.0, the release with the bug, including torch.compile;
 - torch213 (slow): real torch 2.13.0, where upstream has the fix;
-- wheels (slow the first time: downloads): the shipped rules against the released torch wheels
-  around each upstream fix (2.9.1, 2.10.0, 2.11.0, 2.13.0), read from the wheel files;
+- wheels (slow the first time: downloads): the shipped rules, and rules made from three upstream
+  pull requests, against the released torch wheels around each upstream fix (2.9.0 to 2.13.0),
+  read from the wheel files;
 - lint: ruff and mypy (configured in pyproject.toml);
 - benchmark: `benchmarks/run.py --quick`, which proves the benchmark still works (its figures
   are not checked: speed is judged from a full run, never by assertions).
@@ -39,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import venvs  # noqa: E402
 
 ENGINE_MARKS = "not torch210 and not torch213 and not wheels"
-# The releases around the first rule's upstream fix, read from their wheels without installing.
-RELEASED_TORCH = ["torch==2.9.1", "torch==2.10.0", "torch==2.11.0", "torch==2.13.0"]
+# The releases around the first rule's upstream fix, and around the three upstream changes of
+# tests/test_released_changes.py, read from their wheels without installing.
+RELEASED_TORCH = ["torch==2.9.0", "torch==2.9.1", "torch==2.10.0", "torch==2.11.0", "torch==2.12.0", "torch==2.13.0"]
 TIERS = {
     "engine-3.10": ("engine", "3.10", ENGINE_MARKS),
     "engine-3.11": ("engine", "3.11", ENGINE_MARKS),

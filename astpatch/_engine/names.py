@@ -41,33 +41,44 @@ def _codes(code: types.CodeType):  # type: ignore[no-untyped-def]
             yield from _codes(const)
 
 
-def _scan(module: types.CodeType) -> tuple[set[str], set[str], bool]:
-    """(names read as globals, names bound at module level, whether that can be known)."""
+def _reads(codes: list[types.CodeType]) -> set[str]:
+    """The names these code objects read as globals (module and class bodies: as names)."""
     reads: set[str] = set()
-    bound: set[str] = set()
-    knowable = True
-    for code in _codes(module):
+    for code in codes:
         names = code.co_names
-        top = code is module
-        if ("*",) in code.co_consts:  # a star import binds names no one can list
-            knowable = False
+        body = not code.co_flags & 0x2  # CO_NEWLOCALS: a function's code, not a module or class body
         for op, argument in _instructions(code):
             if op == _LOAD_GLOBAL:
                 reads.add(names[argument >> _GLOBAL_SHIFT])
-            elif op == _LOAD_NAME and (top or not code.co_flags & 0x2):  # module and class bodies
+            elif op == _LOAD_NAME and body:
                 reads.add(names[argument])
-            elif op == _STORE_GLOBAL or (op in (_STORE_NAME, _DELETE_NAME) and not code.co_flags & 0x2):
-                bound.add(names[argument])  # module level, or a class body's own names
-    if "globals" in reads:  # names written through globals() cannot be listed either
-        knowable = False
-    return reads, bound, knowable
+    return reads
+
+
+def _binds(code: types.CodeType, name: str) -> bool:
+    """Whether `code` (a module or class body, or a function declaring it global) stores `name`."""
+    if name not in code.co_names:
+        return False
+    index = code.co_names.index(name)
+    body = not code.co_flags & 0x2
+    return any(argument == index and (op == _STORE_GLOBAL or (body and op in (_STORE_NAME, _DELETE_NAME)))
+               for op, argument in _instructions(code))
 
 
 def unresolved_names(patched: types.CodeType, upstream: types.CodeType) -> list[str]:
-    """The global names the patched module reads, binds nowhere and that are no builtins, and that
-    upstream's module did not already read (upstream's own dynamic names are not ours to judge)."""
-    reads, bound, knowable = _scan(patched)
-    if not knowable:
+    """The global names the patched code reads that no code of the module binds and that are no
+    builtins, leaving out those the replaced upstream code already read (upstream's own dynamic
+    names are not ours to judge).
+
+    Only the code objects the patch made are scanned (when functions are swapped into upstream's
+    code, that is the functions and the bodies around them), so the check costs little.
+    """
+    before = {id(c) for c in _codes(upstream)}
+    after = list(_codes(patched))
+    kept = {id(c) for c in after}
+    candidates = _reads([c for c in after if id(c) not in before]) - _reads(
+        [c for c in _codes(upstream) if id(c) not in kept])
+    candidates = {n for n in candidates - _MODULE_NAMES if not hasattr(builtins, n)}
+    if not candidates or ("*",) in patched.co_consts:  # a star import binds names no one can list
         return []
-    before, _, _ = _scan(upstream)
-    return sorted(n for n in reads - before - bound - _MODULE_NAMES if not hasattr(builtins, n))
+    return sorted(n for n in candidates if not any(_binds(c, n) for c in after if n in c.co_names))

@@ -93,12 +93,12 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
             code = compile_module(path, lines, spans, edited, upstream, optimize)
         else:
             code = compile_remapped(path, lines, spans, optimize)
-            if upstream is None:
-                upstream = compile(text, path, "exec", dont_inherit=True, optimize=optimize)
-            missing = unresolved_names(code, upstream)
-            if missing:
-                reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
-                return Rewrite([_problem(o, reason) for o in outcomes], [], None, part_outcomes)
+        if upstream is None:
+            upstream = compile(text, path, "exec", dont_inherit=True, optimize=optimize)
+        missing = unresolved_names(code, upstream)
+        if missing:
+            reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
+            return Rewrite([_problem(o, reason) for o in outcomes], [], None, part_outcomes)
     except Exception as error:  # e.g. an edit produced invalid code
         return Rewrite([_problem(o, f"the patched module does not compile: {error}") for o in outcomes], [], None,
                        part_outcomes)
