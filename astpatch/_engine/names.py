@@ -70,14 +70,18 @@ def unresolved_names(patched: types.CodeType, upstream: types.CodeType) -> list[
     builtins, leaving out those the replaced upstream code already read (upstream's own dynamic
     names are not ours to judge).
 
-    Only the code objects the patch made are scanned (when functions are swapped into upstream's
-    code, that is the functions and the bodies around them), so the check costs little.
+    Only the code objects the patch changed are scanned, so the check costs little.
     """
     before = {id(c) for c in _codes(upstream)}
     after = list(_codes(patched))
     kept = {id(c) for c in after}
-    candidates = _reads([c for c in after if id(c) not in before]) - _reads(
-        [c for c in _codes(upstream) if id(c) not in kept])
+    # Code the patch did not change reads what it read: the same bytecode and names (only its
+    # constants or line numbers differ, as around a swapped function or in a renumbered module).
+    made = [c for c in after if id(c) not in before]
+    replaced = [c for c in _codes(upstream) if id(c) not in kept]
+    same = {(c.co_code, c.co_names) for c in made} & {(c.co_code, c.co_names) for c in replaced}
+    candidates = _reads([c for c in made if (c.co_code, c.co_names) not in same]) - _reads(
+        [c for c in replaced if (c.co_code, c.co_names) not in same])
     candidates = {n for n in candidates - _MODULE_NAMES if not hasattr(builtins, n)}
     if not candidates or ("*",) in patched.co_consts:  # a star import binds names no one can list
         return []
