@@ -6,7 +6,8 @@ command line and rules that span modules must read a module's source without run
 
 from __future__ import annotations
 
-from importlib.machinery import PathFinder, SourceFileLoader
+import os
+from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 
 
 class SourceNotFound(Exception):
@@ -23,7 +24,12 @@ def locate(module: str) -> str:
     spec = None
     for i in range(len(parts)):
         name = ".".join(parts[: i + 1])
-        spec = PathFinder.find_spec(name, search)
+        try:
+            spec = PathFinder.find_spec(name, search)
+        except KeyError:
+            # A namespace package inside a package: importlib reads the parent's __path__ from
+            # sys.modules, where an unimported parent is not. Its portions are found here instead.
+            spec = _namespace_spec(name, search or [])
         if spec is None:
             raise SourceNotFound(f"{name} is not installed (not found on sys.path)")
         if i < len(parts) - 1:
@@ -34,3 +40,14 @@ def locate(module: str) -> str:
     if not isinstance(spec.loader, SourceFileLoader) or not spec.origin:
         raise SourceNotFound(f"{module} is not a plain source file ({type(spec.loader).__name__})")
     return spec.origin
+
+
+def _namespace_spec(name: str, search: list[str]) -> ModuleSpec | None:
+    """The namespace package `name` (its directories in `search`), found without importing its parent."""
+    last = name.rpartition(".")[2]
+    portions = [os.path.join(entry, last) for entry in search if os.path.isdir(os.path.join(entry, last))]
+    if not portions:
+        return None
+    spec = ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec

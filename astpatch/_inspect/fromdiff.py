@@ -1,215 +1,283 @@
-"""`astpatch new --from-diff`: turn an upstream fix's unified diff into a rule file.
+"""`astpatch new --from-diff`: turn an upstream change's unified diff into one rule.
 
-Each hunk is located in the module's source by its content (its context and removed lines,
-or, where upstream's fix is already there, its context and added lines), the function that
-contains its changes is named by qualified name, and the hunk is cut to that function's lines.
-The rule's `ApplyHunks` edit then finds the hunk by content again at import time, so the rule
-applies where line numbers have drifted.
+A pull request is one change, so it becomes one rule, applied all or nothing. Each hunk is
+located in the module's source by its content (its context and removed lines, or, where
+upstream's change is already there, its context and added lines; a hunk without context by
+its header's line numbers). It then goes to the innermost scope that holds all its changed
+lines: a function, a class (new methods, class attributes, a changed `def` line), or the
+module's top level; and it is cut to that scope's lines. The hunks of one scope become one
+`ApplyHunks` edit in one `Change`, which finds them by content again at import time, so the
+rule applies where line numbers have drifted.
+
+Files that are not installed Python modules (tests, docs, C++) are skipped, and said so.
 """
 
 from __future__ import annotations
 
 import ast
-import os
-import re
 
 from .._base.lines import find_block, split_lines
-from .._engine.locate import all_functions
 from .._model.hunks import Hunk
+from .diffs import NO_FILE, DiffError, FileDiff, RawHunk, module_name
+from .scopes import Changed, Scope, common, findable, scopes_of
 from .sources import SourceNotFound, Sources
 
-_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-class DiffError(Exception):
-    """The diff cannot become a rule; the message says which hunk and why."""
+class _Located:
+    """A hunk found in the source: on which side, the source line of each line on that side, and
+    its changed lines."""
+
+    def __init__(self, hunk: RawHunk, old_side: bool, start: int) -> None:
+        self.hunk = hunk
+        self.old_side = old_side
+        side = hunk.side(old_side)
+        self.number = {index: start + 1 + k for k, (index, _) in enumerate(side)}
+        self.changes: list[Changed] = []
+        for i, (kind, text) in enumerate(hunk.lines):
+            if kind == " ":
+                continue
+            if i in self.number:
+                self.changes.append(Changed(i, self.number[i], 0, 0, text))
+            else:
+                prev = max((n for j, n in self.number.items() if j < i), default=start)
+                after = min((n for j, n in self.number.items() if j > i), default=start + len(side) + 1)
+                self.changes.append(Changed(i, None, prev, after, text))
 
 
-class FileDiff:
-    def __init__(self, old: str, new: str) -> None:
-        self.old = old
-        self.new = new
-        self.hunks: list[RawHunk] = []
+def _slide_up(hunk: RawHunk) -> None:
+    """Move each run of only added (or only removed) lines that ends in a blank line above the blank
+    context lines before it: the same change, placed next to the code it follows.
 
-
-class RawHunk:
-    def __init__(self, header: str, number: int) -> None:
-        self.header = header
-        self.number = number
-        self.lines: list[tuple[str, str]] = []  # (" " | "-" | "+", text)
-
-    def side(self, old: bool) -> list[tuple[int, str]]:
-        """(index in self.lines, text) of the lines on the old (context, removed) or new side."""
-        keep = " -" if old else " +"
-        return [(i, text) for i, (kind, text) in enumerate(self.lines) if kind in keep]
-
-
-def parse(text: str) -> list[FileDiff]:
-    """The files and hunks of a unified diff (`git diff`, `diff -u`, a pull request's .diff)."""
-    files: list[FileDiff] = []
-    current: FileDiff | None = None
-    hunk: RawHunk | None = None
-    remaining_old = remaining_new = 0
-    lines = text.splitlines()
+    `diff` puts a method added at the end of a class after the blank line that ends the class's
+    last method, and before the blank line that precedes the next definition; moved up, the run
+    follows the class's last line, where its indentation says whose it is.
+    """
+    lines = hunk.lines
     i = 0
     while i < len(lines):
-        line = lines[i]
-        if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-            current = FileDiff(_path(line[4:]), _path(lines[i + 1][4:]))
-            files.append(current)
-            hunk = None
-            i += 2
-            continue
-        match = _HUNK.match(line)
-        if match and current is not None:
-            hunk = RawHunk(line, len(current.hunks) + 1)
-            current.hunks.append(hunk)
-            remaining_old = int(match.group(2) or 1) if match.group(2) != "0" else 0
-            remaining_new = int(match.group(4) or 1) if match.group(4) != "0" else 0
-            i += 1
-            continue
-        if hunk is not None and (remaining_old > 0 or remaining_new > 0):
-            kind, body = (line[:1] or " "), line[1:]
-            if kind == "\\":  # "\ No newline at end of file"
-                i += 1
+        kind = lines[i][0]
+        end = i
+        while end + 1 < len(lines) and lines[end + 1][0] == kind:
+            end += 1
+        pure = kind != " " and (end + 1 == len(lines) or lines[end + 1][0] == " ")
+        while pure and i > 0 and lines[i - 1][0] == " " and not lines[i - 1][1].strip() and not lines[end][1].strip():
+            run = lines[i : end + 1]
+            lines[i - 1 : end + 1] = [(kind, run[-1][1])] + run[:-1] + [(" ", lines[i - 1][1])]
+            i, end = i - 1, end - 1
+        i = end + 1
+
+
+def _locate(hunk: RawHunk, lines: list[str], path: str, where: str) -> _Located:
+    """Find the hunk by content (the side before the change, else the side after it); where its
+    lines occur several times, at its header's line; a pure insertion without context, only there."""
+    old = [t for _, t in hunk.side(True)]
+    new = [t for _, t in hunk.side(False)]
+    repeated = 0
+    # Without context or removed lines, inserted lines found somewhere say nothing about this place.
+    for old_side, block, start in ((True, old, hunk.old_start), (False, new, hunk.new_start)) if old else ():
+        found = find_block(lines, block)
+        if len(found) == 1:
+            return _Located(hunk, old_side, found[0])
+        if start - 1 in found:
+            return _Located(hunk, old_side, start - 1)
+        repeated = max(repeated, len(found))
+    if not old:
+        at = hunk.new_start - 1
+        if at >= 0 and find_block(lines[at : at + len(new)], new) == [0]:
+            return _Located(hunk, False, at)  # the lines are already where the header puts them
+        if 0 <= hunk.old_start <= len(lines):
+            return _Located(hunk, True, hunk.old_start)  # inserted after line old_start
+        raise DiffError(f"{where}: its header puts it after line {hunk.old_start}, past the end of {path}")
+    if repeated:
+        raise DiffError(f"{where}: its lines occur {repeated} times in {path}, none of them at the line its header "
+                        "gives; make the diff with more context (diff -U5)")
+    raise DiffError(f"{where}: its lines are in {path} neither as the diff expects before the change "
+                    "nor after it, so it cannot tell where it applies")
+
+
+def _owner(located: _Located, scopes: list[Scope], counts: dict[str, int]) -> Scope:
+    """The innermost scope that holds every changed line (inserted blank lines decide nothing)."""
+    deciding = [c for c in located.changes if c.at is not None or c.text.strip()] or located.changes
+    owners = [s for s in scopes if all(s.contains(c) for c in deciding)]
+    innermost = max(owners, key=lambda s: (s.start, -s.end) if s.kind != "module" else (0, 0))
+    return findable(innermost, counts)
+
+
+def _extents(scope: Scope, members: list[_Located], lines: list[str]) -> list[tuple[int, int]]:
+    """The lines a part on `scope` replaces, as the engine sees them: a whole function; or, for a
+    class or the top level, each changed line (an insertion as an empty range), an insertion or a
+    removed blank line widened over the blank lines next to it inside the scope (a line diff may
+    place it anywhere among them)."""
+    if scope.kind == "function":
+        return [(scope.start, scope.end)]
+    first, last = (1, len(lines)) if scope.kind == "module" else (scope.start, scope.end)
+    found = []
+    for located in members:
+        removed = {c.at for c in located.changes if c.at is not None}
+        for change in located.changes:
+            start, end = (change.at, change.at) if change.at is not None else (change.next, change.prev)
+            if change.at is None and (change.prev in removed or change.next in removed):
+                continue  # it replaces removed lines: their range is the change's
+            if change.at is not None and change.text.strip():
+                found.append((start, end))  # a changed line of code: a line diff finds it just there
                 continue
-            if kind not in " -+":
-                raise DiffError(f"line {i + 1} of the diff is not part of a hunk: {line!r}")
-            hunk.lines.append((kind, body))
-            if kind in " -":
-                remaining_old -= 1
-            if kind in " +":
-                remaining_new -= 1
-        i += 1
-    files = [f for f in files if f.hunks]
-    if not files:
-        raise DiffError("it is not a unified diff: no '--- a/...', '+++ b/...' and '@@ ... @@' hunks found")
-    return files
+            while start > first and not lines[start - 2].strip():
+                start -= 1
+            while end < last and not lines[end].strip():
+                end += 1
+            found.append((start, end))
+    return found
 
 
-def _path(text: str) -> str:
-    path = text.split("\t")[0].strip()
-    if path.startswith(("a/", "b/")):
-        path = path[2:]
-    return path
+def _clash(a: Scope, a_extents: list[tuple[int, int]], b: Scope, b_extents: list[tuple[int, int]]) -> bool:
+    """Whether the engine would refuse parts on `a` and `b` together: nested functions, or a class
+    or top-level change that touches (or adjoins) the lines of another part."""
+    margin = 0 if a.kind == b.kind == "function" else 1
+    return any(s <= f + margin and e <= t + margin for s, t in a_extents for e, f in b_extents)
 
 
-def module_name(path: str) -> str | None:
-    """`torch/_inductor/codecache.py` -> `torch._inductor.codecache`; None for non-Python files."""
-    if not path.endswith(".py"):
-        return None
-    parts = path[:-3].split("/")
-    for prefix in ("src", "lib"):
-        if len(parts) > 1 and parts[0] == prefix:
-            parts = parts[1:]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts) if parts and all(p.isidentifier() for p in parts) else None
+class ScopeChange:
+    """The hunks of one scope of one module: one `Change` of the rule."""
 
-
-class FunctionHunks:
-    """The hunks of one function, ready for a rule."""
-
-    def __init__(self, module: str, qualname: str) -> None:
+    def __init__(self, module: str, scope: Scope, hunks: list[Hunk]) -> None:
         self.module = module
-        self.qualname = qualname
-        self.hunks: list[Hunk] = []
+        self.scope = scope.qualname
+        self.hunks = hunks
 
 
-def cut(files: list[FileDiff], sources: Sources) -> list[FunctionHunks]:
-    """Assign each hunk to the function it changes, cut to that function's lines."""
-    result: dict[tuple[str, str], FunctionHunks] = {}
+def _cut(located: _Located, scope: Scope, lines: list[str], others: list[tuple[int, int]], where: str) -> Hunk:
+    """The hunk cut to the scope's lines, with context from the source added until its lines occur
+    once in the scope (a hunk without context; or one whose context the cut took away), never
+    reaching lines that the diff's other hunks change."""
+    first, last = (1, len(lines)) if scope.kind == "module" else (scope.start, scope.end)
+    hunk = located.hunk
+    kept = [(kind, text) for i, (kind, text) in enumerate(hunk.lines)
+            if kind != " " or first <= located.number[i] <= last]
+    side = " -" if located.old_side else " +"
+    numbers = [located.number[i] for i, (kind, _) in enumerate(hunk.lines)
+               if kind in side and i in located.number and (kind != " " or first <= located.number[i] <= last)]
+    top, bottom = (numbers[0], numbers[-1]) if numbers else (located.changes[0].next, located.changes[0].prev)
+    scope_lines = lines[first - 1 : last]
+
+    def occurrences() -> int:
+        return len(find_block(scope_lines, [text for kind, text in kept if kind in side]))
+
+    def free(top: int, bottom: int) -> bool:
+        return not any(s <= 2 * bottom and 2 * top <= e for s, e in others)
+
+    count = occurrences()
+    while count != 1:
+        grown = False
+        if top > first and free(top - 1, bottom):
+            top -= 1
+            kept.insert(0, (" ", lines[top - 1].rstrip("\n")))
+            grown = True
+        if bottom < last and free(top, bottom + 1):
+            bottom += 1
+            kept.append((" ", lines[bottom - 1].rstrip("\n")))
+            grown = True
+        if not grown:
+            raise DiffError(f"{where}: its lines occur {count} times in {scope.label}, even with all the context "
+                            "the scope and the diff's other hunks leave it" if count else
+                            f"{where}: {scope.label} has no lines around it to find it by")
+        count = occurrences()
+    return Hunk(header=hunk.header, before=[t for k, t in kept if k in " -"], after=[t for k, t in kept if k in " +"])
+
+
+def _selected(files: list[FileDiff], only: list[str]) -> list[FileDiff]:
+    def clean(path: str) -> str:
+        path = path.strip()
+        while path.startswith("./"):
+            path = path[2:]
+        return path
+
+    wanted = [clean(p) for p in only]
+    for path in wanted:
+        if not any(path in (f.old, f.new) for f in files):
+            raise DiffError(f"--only {path}: the diff has no such file (it has {', '.join(f.path for f in files)})")
+    return [f for f in files if f.old in wanted or f.new in wanted]
+
+
+def plan(files: list[FileDiff], sources: Sources, only: list[str] | None = None,
+         skip: Callable[[str, str], None] = lambda path, why: None) -> list[ScopeChange]:
+    """The changes of the rule, in the diff's order; `skip(path, why)` hears of each file or hunk left out."""
+    if only:
+        files = _selected(files, only)
+    changes: list[ScopeChange] = []
+    seen: set[str] = set()
     for file in files:
-        module = module_name(file.new if file.new != "/dev/null" else file.old)
-        if module is None:
-            raise DiffError(f"{file.new} is not a Python module; astpatch rules patch Python source")
-        try:
-            path, text = sources.read(module)
-        except SourceNotFound as missing:
-            raise DiffError(f"cannot find {module} to locate the functions the diff changes ({missing}); "
-                            "install it or name its source with --source") from None
-        source_lines = split_lines(text)
-        functions = all_functions(ast.parse(text, path))
-        for hunk in file.hunks:
-            where = f"{file.new}: hunk {hunk.number} ({hunk.header})"
-            for old_side in (True, False):
-                side = hunk.side(old_side)
-                found = find_block(source_lines, [t for _, t in side])
-                if found:
-                    break
-            else:
-                raise DiffError(f"{where}: its lines are in {path} neither as the diff expects before the change "
-                                "nor after it, so it cannot tell which function it changes")
-            if len(found) > 1:
-                raise DiffError(f"{where}: its lines occur {len(found)} times in {path}")
-            # Line number in the source of each line of this side.
-            number = {index: found[0] + 1 + k for k, (index, _) in enumerate(side)}
-            changed = [i for i, (kind, _) in enumerate(hunk.lines) if kind != " "]
-            anchors = []
-            for i in changed:
-                if i in number:
-                    anchors.append(number[i])
-                else:  # a line only on the other side: anchor on its neighbours on this side
-                    before = [number[j] for j in number if j < i]
-                    after = [number[j] for j in number if j > i]
-                    anchors.extend(([max(before)] if before else []) + ([min(after)] if after else []))
-            owners = [f for f in functions if all(f[1] <= a <= f[2] for a in anchors)]
-            if not owners:
-                raise DiffError(f"{where}: it changes module-level code (lines {min(anchors)}-{max(anchors)} of "
-                                f"{path}), outside any function; astpatch rules edit functions only")
-            qualname, start, end = max(owners, key=lambda f: f[1])  # the innermost
-            # Cut the context to the function: the rule must find the hunk inside it.
-            inside = [line for i, line in enumerate(hunk.lines) if i not in number or start <= number[i] <= end]
-            key = (module, qualname)
-            entry = result.setdefault(key, FunctionHunks(module, qualname))
-            entry.hunks.append(Hunk(
-                header=hunk.header.strip(),
-                before=[body for kind, body in inside if kind in " -"],
-                after=[body for kind, body in inside if kind in " +"],
-            ))
-    return list(result.values())
-
-
-def rule_file(entries: list[FunctionHunks], *, rule_id: str | None, gate: str | None, upstream: str,
-              diff_name: str) -> tuple[list[str], str]:
-    """The ids and the text of a rule file with one rule per changed function."""
-    ids = []
-    blocks = []
-    for n, entry in enumerate(entries, 1):
-        if rule_id:
-            this_id = rule_id if len(entries) == 1 else f"{rule_id}-{n}"
-        else:
-            this_id = re.sub(r"[^a-z0-9]+", "-", f"{entry.module.split('.')[-1]}-{entry.qualname}".lower()).strip("-")
-            this_id += "-from-diff"
-        ids.append(this_id)
-        hunks = "".join(
-            f"            Hunk(\n"
-            f"                header={h.header!r},\n"
-            f"                before={_lines(h.before)},\n"
-            f"                after={_lines(h.after)},\n"
-            f"            ),\n"
-            for h in entry.hunks
+        module = module_name(file.old if file.old != NO_FILE else file.new)
+        why = (
+            "no text changes (a binary file, a rename or a mode change)" if not file.hunks else
+            "the diff deletes it" if file.new == NO_FILE else
+            "a new file: a rule changes modules that exist" if file.old == NO_FILE else
+            "not a Python file" if not file.path.endswith(".py") else
+            "not a module: its path is not a dotted Python name" if module is None else None
         )
-        gate_line = f"        gate={gate!r},\n" if gate else ""
-        blocks.append(
-            f"    Rule(\n"
-            f"        id={this_id!r},\n"
-            f"        summary={f'Apply {diff_name} to {entry.qualname}'!r},\n"
-            f"        module={entry.module!r},\n"
-            f"        target={entry.qualname!r},\n"
-            f"{gate_line}"
-            f"        upstream={upstream!r},\n"
-            f"        edit=ApplyHunks(hunks=[\n{hunks}        ]),\n"
-            f"    ),\n"
-        )
-    text = (
-        f'"""Rules made by `astpatch new --from-diff {os.path.basename(diff_name)}`.\n\n'
-        f"Each rule applies the diff's hunks to one function, found by content, not by line number.\n"
-        f'"""\n\nfrom astpatch import ApplyHunks, Hunk, Rule\n\nRULES = [\n{"".join(blocks)}]\n'
-    )
-    return ids, text
+        if why is None:
+            assert module is not None
+            try:
+                path, text = sources.read(module)
+            except SourceNotFound as missing:
+                why = f"module {module} not found: {missing}"
+        if why is not None:
+            skip(file.path, why)
+            continue
+        assert module is not None
+        if module in seen:
+            raise DiffError(f"{file.path}: the diff changes {module} twice")
+        seen.add(module)
+        found, notes = _plan_module(file, module, path, text)
+        changes.extend(found)
+        for note in notes:
+            skip(file.path, note)
+    if not changes:
+        raise DiffError("none of its files changes an installed Python module, so there is no rule to make")
+    return changes
 
 
-def _lines(lines: tuple[str, ...]) -> str:
-    inner = "".join(f"                    {line!r},\n" for line in lines)
-    return f"[\n{inner}                ]"
+def _plan_module(file: FileDiff, module: str, path: str, text: str) -> tuple[list[ScopeChange], list[str]]:
+    try:
+        tree = ast.parse(text, path)
+    except SyntaxError as error:
+        raise DiffError(f"{path} does not parse, so the scopes of the diff's hunks cannot be found: {error}") from None
+    lines = split_lines(text)
+    scopes = scopes_of(tree, lines)
+    counts: dict[str, int] = {}
+    for scope in scopes:
+        counts[scope.qualname] = counts.get(scope.qualname, 0) + 1
+    notes = []
+    groups: dict[Scope, list[_Located]] = {}
+    for hunk in file.hunks:
+        where = f"{file.path}: {hunk.name}"
+        if [t.rstrip() for _, t in hunk.side(True)] == [t.rstrip() for _, t in hunk.side(False)]:
+            notes.append(f"{hunk.name} changes only whitespace at line ends")
+            continue
+        _slide_up(hunk)
+        located = _locate(hunk, lines, path, where)
+        groups.setdefault(_owner(located, scopes, counts), []).append(located)
+    # Parts the engine would refuse together (nested functions, a class or top-level change next to
+    # another part) become one part on the scope that holds both.
+    while True:
+        extents = {scope: _extents(scope, members, lines) for scope, members in groups.items()}
+        order = list(groups)
+        pair = next(((a, b) for n, a in enumerate(order) for b in order[n + 1 :]
+                     if _clash(a, extents[a], b, extents[b])), None)
+        if pair is None:
+            break
+        merged = groups.pop(pair[0]) + groups.pop(pair[1])
+        groups.setdefault(findable(common(*pair), counts), []).extend(merged)
+    changes = []
+    everything = [located for members in groups.values() for located in members]
+    for scope, members in sorted(groups.items(), key=lambda g: min(m.hunk.number for m in g[1])):
+        members.sort(key=lambda m: m.hunk.number)
+        hunks = []
+        for located in members:
+            others = [c.coordinates() for o in everything if o is not located for c in o.changes]
+            hunks.append(_cut(located, scope, lines, others, f"{file.path}: {located.hunk.name}"))
+        changes.append(ScopeChange(module, scope, hunks))
+    return changes, notes

@@ -21,7 +21,7 @@ def _dotted(text: object) -> bool:
     return isinstance(text, str) and all(part.isidentifier() for part in text.split("."))
 
 
-def _split_gate(gate: str) -> tuple[str, str] | None:
+def split_gate(gate: str) -> tuple[str, str] | None:
     """`torch>=2.10` -> ("torch", ">=2.10"); None when it does not start with a distribution name."""
     gate = gate.strip()
     end = 0
@@ -37,7 +37,7 @@ def gate_problem(gate: str) -> str | None:
     """Why `gate` is not a distribution name and a PEP 440 specifier, or None. Imports packaging."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    split = _split_gate(gate)
+    split = split_gate(gate)
     if split is None:
         return f"{gate!r} does not start with a distribution name"
     try:
@@ -150,7 +150,7 @@ class Rule:
         if not isinstance(upstream, str) or not upstream.strip():
             raise RuleError(f"{where}: upstream must say where upstream fixed it (issue, PR, release)")
         if gate is not None:
-            if not isinstance(gate, str) or _split_gate(gate) is None:
+            if not isinstance(gate, str) or split_gate(gate) is None:
                 raise RuleError(f"{where}: gate must read like 'torch>=2.10', got {gate!r}")
         self.id = id
         self.summary = summary.strip()
@@ -185,11 +185,11 @@ class Rule:
     @property
     def gate_distribution(self) -> str | None:
         """The distribution whose version the gate tests, or None without a gate."""
-        return None if self.gate is None else _split_gate(self.gate)[0]  # type: ignore[index]
+        return None if self.gate is None else split_gate(self.gate)[0]  # type: ignore[index]
 
     @property
     def gate_specifier(self) -> str:
-        return "" if self.gate is None else _split_gate(self.gate)[1]  # type: ignore[index]
+        return "" if self.gate is None else split_gate(self.gate)[1]  # type: ignore[index]
 
     def fingerprint(self) -> str:
         """Everything about the rule that can change the code it produces."""

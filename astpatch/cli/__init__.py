@@ -66,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("program", nargs=argparse.REMAINDER, metavar="-- script.py | -m module | -c code  [args]")
     sub.set_defaults(run=cmd_run)
 
-    sub = add("new", "write a rule from an upstream fix's unified diff")
+    sub = add("new", "write one rule from an upstream fix's unified diff")
     sub.add_argument("--from-diff", required=True, metavar="FILE", help="the unified diff (a pull request's .diff)")
-    sub.add_argument("--id", metavar="ID", help="the rule id (default: from the module and function)")
+    sub.add_argument("--id", metavar="ID", help="the rule id (default: from the first module and function)")
     sub.add_argument("--gate", metavar="SPEC", help="a version gate such as 'torch>=2.10'")
+    sub.add_argument("--fixed-in", metavar="VERSION",
+                     help="the first release with the fix: the gate stops below it (e.g. 2.11.0 adds '<2.11.0')")
+    sub.add_argument("--only", action="append", metavar="PATH",
+                     help="use only this file of the diff (repeatable; default: every installed module it changes)")
     sub.add_argument("--upstream", metavar="TEXT", help="where upstream fixed it (default: the diff's name)")
     sub.add_argument("--source", metavar="PATH", help="where to read the module (default: installed)")
     sub.add_argument("-o", "--output", metavar="DIR", help="write the rule file into DIR (default: print it)")

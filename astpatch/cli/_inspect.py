@@ -98,6 +98,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             outcomes, parts = outcomes_by_rule(reports), parts_by_rule(reports)
         except SourceError as error:
             raise UsageError(str(error)) from None
+        if path is not None and override is None:
+            outcomes = _unknown_versions(rules, sources, outcomes)
         gated = [r.gate_distribution for r in rules if r.gate_distribution]
         version = override or (sources.version(gated[0]) if gated else None)
         label = f"{gated[0]} {version}" if gated and version else sources.label
@@ -143,6 +145,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         if stale:
             print(f"\n{len(stale)} stale: a rule its gate selects cannot do its job; update the rule or its gate.")
     return EXIT_FINDING if stale else EXIT_OK
+
+
+def _unknown_versions(rules: list[Any], sources: Any, outcomes: dict[str, oc.Outcome]) -> dict[str, oc.Outcome]:
+    """A gate checked against sources without the distribution's metadata (a single .py file, a
+    checkout) has no version to compare: say so, not that the distribution is not installed."""
+    from .._inspect.sources import SingleFile
+
+    found = dict(outcomes)
+    for rule in rules:
+        o = found[rule.id]
+        distribution = rule.gate_distribution
+        if distribution is None or o.status != oc.NOT_APPLICABLE or sources.version(distribution) is not None:
+            continue
+        why = ("a single file has no metadata" if isinstance(sources, SingleFile)
+               else f"it has no {distribution} metadata")
+        found[rule.id] = oc.Outcome(o.rule_id, o.module, o.status, f"the version of {distribution} in {sources.label} "
+                                    f"is unknown ({why}), so the gate {rule.gate} cannot be checked; "
+                                    "give it with --dist-version", version=o.version)
+    return found
 
 
 def _first_fixed(rule_id: str, columns: list[dict[str, Any]]) -> str | None:

@@ -1,4 +1,4 @@
-"""`astpatch new --from-diff`: write a rule file from an upstream fix's unified diff."""
+"""`astpatch new --from-diff`: write a rule file from an upstream change's unified diff."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from ._common import EXIT_OK, UsageError, installed_sources
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from .._inspect.fromdiff import DiffError, cut, parse, rule_file
+    from .._inspect.diffs import DiffError, parse
+    from .._inspect.fromdiff import plan
+    from .._inspect.rulewriter import default_id, rule_file
     from .._inspect.sources import SourceError, open_sources
     from .._model.rule import gate_problem, valid_rule_id
 
@@ -23,25 +25,69 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise UsageError(f"--id {args.id!r} must be lower case letters, digits, '.', '_' and '-'")
     if args.gate and gate_problem(args.gate):
         raise UsageError(f"--gate {args.gate!r}: {gate_problem(args.gate)}; write it like 'torch>=2.10'")
+    if args.fixed_in is not None:
+        _check_version(args.fixed_in)
     try:
         sources = installed_sources() if args.source is None else open_sources(args.source)
-        entries = cut(parse(text), sources)
-    except (DiffError, SourceError, SyntaxError) as error:
+        changes = plan(parse(text), sources, args.only, skip=_say_skipped)
+    except (DiffError, SourceError) as error:
         raise UsageError(f"{args.from_diff}: {error}") from None
-    upstream = args.upstream or f"the upstream diff {os.path.basename(args.from_diff)}"
-    ids, content = rule_file(entries, rule_id=args.id, gate=args.gate, upstream=upstream, diff_name=os.path.basename(args.from_diff))
+    gate = args.gate
+    if args.fixed_in is not None:
+        gate = _with_upper_bound(gate, args.fixed_in, changes[0].module, installed=args.source is None)
+        if gate_problem(gate):
+            raise UsageError(f"--fixed-in {args.fixed_in!r} makes the gate {gate!r}: {gate_problem(gate)}")
+    diff_name = os.path.basename(args.from_diff)
+    rule_id = args.id or default_id(changes)
+    upstream = args.upstream or f"the upstream diff {diff_name}"
+    content = rule_file(changes, rule_id=rule_id, gate=gate, upstream=upstream, diff_name=diff_name)
     if args.output is None:
         sys.stdout.write(content)
         return EXIT_OK
-    name = (args.id or ids[0]).replace("-", "_").replace(".", "_") + ".py"
-    path = os.path.join(args.output, name)
+    path = os.path.join(args.output, rule_id.replace("-", "_").replace(".", "_") + ".py")
     try:
         os.makedirs(args.output, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(content)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
-    print(f"wrote {path}: {', '.join(ids)}")
+    print(f"wrote {path}: {rule_id}")
     return EXIT_OK
 
 
+def _say_skipped(path: str, why: str) -> None:
+    print(f"skipped {path}: {why}", file=sys.stderr)
+
+
+def _check_version(version: str) -> None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UsageError(f"--fixed-in {version!r} is not a PEP 440 version; write it like '2.11.0'") from None
+
+
+def _with_upper_bound(gate: str | None, fixed_in: str, module: str, installed: bool) -> str:
+    """The gate, or a gate on the module's distribution, that also stops at the first fixed release:
+    there upstream's code has changed, and the rule must say not-applicable or already-fixed, not fail."""
+    from .._model.rule import split_gate
+
+    if gate:
+        split = split_gate(gate)
+        assert split is not None  # checked by gate_problem before
+        name, specifier = split
+        return f"{name}{specifier},<{fixed_in}" if specifier else f"{name}<{fixed_in}"
+    return f"{_distribution(module.split('.')[0], installed)}<{fixed_in}"
+
+
+def _distribution(package: str, installed: bool) -> str:
+    """The distribution that installs top-level package `package` (`yaml` -> `PyYAML`), when the
+    environment says so unambiguously; else the package's own name."""
+    if installed:
+        from importlib.metadata import packages_distributions
+
+        names = set(packages_distributions().get(package, []))
+        if len(names) == 1:
+            return names.pop()
+    return package
