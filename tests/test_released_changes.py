@@ -28,8 +28,10 @@ makes them again from the wheels. What each hunk is:
      graph runs the block) appended to `class SubgraphPythonWrapperCodegen`.
   Left out: a `# pyrefly: ignore` comment the same upstream hunk adds to `set_launcher_fn_name`.
 
-Each rule is built from its diff by `changes_from_diff` below, and the oracle for the patched
-text is the `patch` program applying the same diff to the broken release's file.
+Each rule is made from its diff by `astpatch new --from-diff` (with the broken release's wheel as
+the source), and checked against a second reading of the diff built hunk by hunk here
+(`changes_from_diff`). The oracle for the patched text is the `patch` program applying the same
+diff to the broken release's file.
 """
 
 from __future__ import annotations
@@ -170,6 +172,11 @@ class PullRequest:
         self.paths = list(parse_diff(self.diff))
 
     def rule(self) -> Rule:
+        """The rule `astpatch new --from-diff` makes of the diff, reading the broken release's wheel."""
+        return made_rule(self)
+
+    def hand_built(self) -> Rule:
+        """The same change built by hand, hunk by hunk (`changes_from_diff`): a second opinion."""
         sources = {path: read_wheel(self.broken, path) for path in self.paths}
         return Rule(id=f"torch-pr-{self.number}", summary=f"pytorch pull request {self.number}",
                     upstream=f"pytorch/pytorch#{self.number}, fixed in torch {self.fixed}",
@@ -177,6 +184,33 @@ class PullRequest:
 
     def __repr__(self) -> str:
         return f"pr{self.number}"
+
+
+_made: dict[int, Rule] = {}
+
+
+def made_rule(pr: PullRequest) -> Rule:
+    """Run `astpatch new --from-diff` on the diff, with the broken release's wheel as the source,
+    and load the rule file it writes (once per pull request and test session)."""
+    if pr.number not in _made:
+        import contextlib
+        import io
+        import tempfile
+
+        from astpatch._rules.rulefiles import load_rule_file
+        from astpatch.cli import main
+
+        with tempfile.TemporaryDirectory() as out:
+            (Path(out) / "pr.diff").write_text(pr.diff, encoding="utf-8")
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                status = main(["new", "--from-diff", str(Path(out) / "pr.diff"), "--source", str(wheel_file(pr.broken)),
+                               "--id", f"torch-pr-{pr.number}", "--gate", f"torch>={pr.broken}",
+                               "--upstream", f"pytorch/pytorch#{pr.number}, fixed in torch {pr.fixed}", "-o", out])
+            assert status == 0, printed.getvalue()
+            (rule,) = load_rule_file(str(Path(out) / f"torch_pr_{pr.number}.py"))
+        _made[pr.number] = rule
+    return _made[pr.number]
 
 
 FIXED = oc.ALREADY_FIXED
@@ -303,3 +337,15 @@ def test_the_patched_method_without_its_helper_is_refused():
     (outcome,) = result.outcomes
     assert outcome.status == oc.FAILED and result.code is None
     assert outcome.reason == "the patched code reads names the module does not define: _safe_builtins_dict"
+
+
+@pytest.mark.parametrize("pr", PULL_REQUESTS, ids=str)
+def test_new_from_diff_makes_the_rule_a_hand_built_reading_of_the_diff_makes(pr, tmp_path):
+    """Two readings of the same diff: the command's and this module's own, hunk by hunk; both give
+    the same text on the broken release (the `patch` program's), whatever context each keeps."""
+    made, by_hand = pr.rule(), pr.hand_built()
+    assert [(c.module, c.scope) for c in made.changes] == [(c.module, c.scope) for c in by_hand.changes]
+    for version in (pr.broken, *pr.later):
+        ours = outcomes_in(pr, version, made)
+        theirs = outcomes_in(pr, version, by_hand)
+        assert {m: (o.status, t) for m, (o, t) in ours.items()} == {m: (o.status, t) for m, (o, t) in theirs.items()}
