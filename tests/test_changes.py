@@ -321,3 +321,22 @@ def test_a_method_edit_that_calls_an_undefined_helper_is_refused_even_beside_glo
     defined = source + "\n\ndef helper():\n    return 2\n"
     result, _ = run(defined, rule(calls), module="m")
     assert [o.status for o in result.outcomes] == [oc.APPLIED]
+
+
+@pytest.mark.parametrize("old, new, check", [
+    ("    def old(self):", "    def new(self):", "C().new() == 1 and not hasattr(C, 'old')"),
+    ("    def old(self):", "    def old(self, extra=5):", "C().old() == 1 and C.old.__defaults__ == (5,)"),
+    ("    def old(self):", "    @staticmethod\n    def old():", "C.old() == 1"),
+])
+def test_an_edit_of_the_def_line_itself_runs(old, new, check):
+    """A rename, a new parameter with a default, a new decorator: what the patched text says runs,
+    whether the module is compiled from the code objects (the import) or parsed (check)."""
+    source = "class C:\n    def old(self):\n        return 1\n"
+    hunk = Hunk(before=[old], after=new.split("\n"))
+    edit_rule = Rule(id="def-line", summary="s", upstream="u", module="m", target="C.old", edit=ApplyHunks(hunks=[hunk]))
+    for upstream in (None, compile(source, "m.py", "exec", dont_inherit=True)):
+        result = rewrite("m", "m.py", source, [edit_rule], {}, upstream=upstream)
+        assert [o.status for o in result.outcomes] == [oc.APPLIED], result.outcomes
+        namespace: dict = {}
+        exec(result.code, namespace)
+        assert eval(check, namespace)

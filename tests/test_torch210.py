@@ -147,3 +147,50 @@ def test_torch_imported_before_install_gets_the_fix_on_the_live_function(tmp_pat
     for outcome in report["outcomes"]:
         assert outcome["reason"].endswith("applied to the live function because torch._inductor.codecache was "
                                           "imported before astpatch.install()")
+
+
+WHOLE_CHANGE = r'''
+import json, sys, types
+import astpatch
+astpatch.install(rules=[sys.argv[1]], cache_dir=sys.argv[2])
+import torch
+import torch._dynamo.convert_frame as convert_frame
+
+def f(x):
+    return torch.sin(x) + x * 2
+
+x = torch.randn(8)
+compiled = torch.compile(f, backend="inductor")
+helper = getattr(convert_frame, "_safe_builtins_dict", None)
+method = convert_frame.GraphCaptureOutput.get_runtime_env
+print(json.dumps({
+    "outcomes": [[o.rule_id, o.module, o.status] for o in astpatch.applied() if o.module.startswith("torch._dynamo")],
+    "helper_in_module": isinstance(helper, types.FunctionType) and helper.__module__ == convert_frame.__name__,
+    "helper_file": helper.__code__.co_filename if helper else None,
+    "method_calls_helper": "_safe_builtins_dict" in method.__code__.co_names,
+    "method_file": method.__code__.co_filename,
+    "wrapped": hasattr(method, "__wrapped__"),
+    "helper_works": helper({"len": len, "x": (lambda: 0)}) == {"len": len} if helper else None,
+    "compiled_equals_eager": bool(torch.allclose(compiled(x), f(x))),
+}))
+'''
+
+
+def test_a_whole_upstream_change_with_a_module_level_helper_runs_in_real_torch(tmp_path):
+    """pytorch#177558 (a new module-level helper and the method that calls it), made into a rule by
+    `astpatch new --from-diff` from the pull request's diff, applied at import to torch 2.10."""
+    from conftest import ROOT
+
+    rules = tmp_path / "rules"
+    made = subprocess.run([sys.executable, "-m", "astpatch", "new", "--from-diff",
+                           str(ROOT / "tests" / "data" / "pytorch-177558.diff"), "--id", "torch-dynamo-safe-builtins",
+                           "--gate", "torch>=2.10", "--upstream", "pytorch/pytorch#177558", "-o", str(rules)],
+                          capture_output=True, text=True, env=clean_env(), timeout=300)
+    check(made)
+    report = run(WHOLE_CHANGE, str(rules), str(tmp_path / "cache"))
+    assert report["outcomes"] == [["torch-dynamo-safe-builtins", "torch._dynamo.convert_frame", "applied"]]
+    assert report["helper_in_module"] and report["method_calls_helper"] and not report["wrapped"]
+    assert report["helper_file"].endswith("torch/_dynamo/convert_frame.py")
+    assert report["method_file"].endswith("torch/_dynamo/convert_frame.py")
+    assert report["helper_works"] is True
+    assert report["compiled_equals_eager"] is True

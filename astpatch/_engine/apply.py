@@ -204,3 +204,23 @@ def _anchors(old: list[str], a: int, b: int, new: list[str], c: int, d: int) -> 
         chain.append(pairs[k])
         k = previous[k]
     return chain[::-1]
+
+
+def signature_changed(old: list[str], new: list[str]) -> bool:
+    """Whether an edit changed what the `def` statement itself evaluates: the name, the parameters
+    and their defaults, the annotations, the decorators. Those are made by the enclosing code, so
+    swapping in the function's new code object alone would leave them as upstream had them."""
+    import ast
+
+    def header(lines: list[str]) -> str:
+        text = "".join(lines)
+        try:
+            tree = ast.parse("if 1:\n" + text if text[:1].isspace() else text)
+        except SyntaxError:
+            return text
+        node = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        parts = [type(node).__name__, node.name, node.args, node.returns, *node.decorator_list,
+                 *getattr(node, "type_params", ())]
+        return "|".join(ast.dump(p) if isinstance(p, ast.AST) else str(p) for p in parts)
+
+    return header(old) != header(new)

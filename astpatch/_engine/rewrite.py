@@ -21,7 +21,7 @@ import types
 from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
 from .._model.rule import Change, Rule
-from .apply import Unlocatable, edit_function, edit_text
+from .apply import Unlocatable, edit_function, edit_text, signature_changed
 from .compile import compile_module, compile_remapped
 from .locate import Definition, find_class, find_definitions, locate_in_code
 from .names import unresolved_names
@@ -185,7 +185,9 @@ def _apply(module: str, lines: list[str], parts: list[Part], located: dict[int, 
         for part, o in zip(group, results):
             outcomes[id(part)] = o
         if new_lines is not None:
-            spans.append(Span(definition.start, definition.end, new_lines, function=True,
+            # A function whose `def` statement itself changed compiles with the whole module.
+            whole = signature_changed(lines[definition.start - 1 : definition.end], new_lines)
+            spans.append(Span(definition.start, definition.end, new_lines, function=not whole,
                               in_classes=definition.in_classes_only))
             edited.append(definition)
     for part, start, end, qualname in text_parts:
