@@ -24,6 +24,7 @@ class Session:
         self.store = store
         self.strict = strict
         self._cache: Cache | None = None
+        self._warned: set[str] = set()  # rules a problem was already reported for
 
     @property
     def cache(self) -> Cache:
@@ -58,11 +59,15 @@ class Session:
                 # The gate names a distribution that is not installed (a typo, often).
                 warn(f"astpatch: rule {o.rule_id} is not applied to {o.module}: {o.reason}. Check the "
                      "distribution name in the rule's gate.", strict=False)
-            if o.status in oc.PROBLEMS:
+            if o.status in oc.PROBLEMS and o.rule_id not in self._warned:
+                # One warning a rule: a rule over several modules fails in each of them alike.
+                self._warned.add(o.rule_id)
+                modules = ", ".join(rule.modules) if rule is not None and len(rule.modules) > 1 else o.module
                 warn(
-                    f"astpatch: rule {o.rule_id} was not applied to {o.module}{self._installed(o)}: {o.reason}. "
-                    f"{o.module} is imported without this fix. Run `astpatch list` to see every rule's "
-                    f"state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn the rule off.",
+                    f"astpatch: rule {o.rule_id} was not applied to {modules}{self._installed(o)}: {o.reason}. "
+                    f"{modules} {'are' if ', ' in modules else 'is'} imported without this fix. Run `astpatch list` "
+                    f"to see every rule's state, update astpatch, or set ASTPATCH_DISABLE={o.rule_id} to turn "
+                    "the rule off.",
                     strict=self.strict,
                 )
 
