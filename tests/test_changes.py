@@ -341,3 +341,19 @@ def test_an_edit_of_the_def_line_itself_runs(old, new, check):
         namespace: dict = {}
         exec(result.code, namespace)
         assert eval(check, namespace)
+
+
+def test_a_rule_over_two_modules_one_imported_before_install_is_applied_in_neither(modules, hook):
+    """settings was imported before install(), without its part: parsing does not take its own."""
+    modules("parsing", SOURCE)
+    modules("settings", OTHER)
+    import settings  # noqa: F401  (before install)
+
+    with pytest.warns(astpatch.AstpatchWarning, match="settings was imported before astpatch.install()"):
+        hook(rules=[rule(HELPER, CALL, CONFIG)])
+    import parsing
+
+    assert not hasattr(parsing, "_clean") and sys.modules["settings"].SETTINGS == {"limit": 3}
+    (late, here) = astpatch.applied()
+    assert (late.module, late.status, here.module, here.status) == ("settings", "failed", "parsing", "failed")
+    assert here.reason == late.reason  # the reason it failed there is the reason here

@@ -33,6 +33,12 @@ class PatchingLoader(SourceFileLoader):
 
     def get_code(self, fullname: str) -> CodeType | None:
         rules = self._session.rules.for_module(fullname)
+        late = self._session.imported_without(fullname, rules)
+        if late:
+            # A rule over several modules, one of which already runs without its part: applying
+            # this module's part would make half a change.
+            self._session.report([oc.Outcome(r.id, fullname, oc.FAILED, late[r.id]) for r in rules if r.id in late])
+            rules = [r for r in rules if r.id not in late]
         try:
             code = self._patched_code(fullname, rules) if rules else None
         except AstpatchError:

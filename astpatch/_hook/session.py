@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .._base.store import Store
     from .._engine.cache import Cache
+    from .._model.rule import Rule
     from .._rules.ruleset import RuleSet
 
 
@@ -47,6 +48,25 @@ class Session:
         self.rules.add(rules)
         if self.store.usable(create=True):
             entrypoints.write_index(self.store, found)
+
+    def imported_without(self, module: str, rules: list[Rule]) -> dict[str, str]:
+        """By rule id, why a rule over several modules cannot apply in `module`: another of its
+        modules already runs without its part (it failed there, or was imported before install())."""
+        import sys
+
+        recorded = {(o.rule_id, o.module): o for o in oc.recorded()}
+        late: dict[str, str] = {}
+        for rule in rules:
+            for other in rule.modules:
+                done = recorded.get((rule.id, other))
+                if other == module or other not in sys.modules or (done is not None and done.status == oc.APPLIED):
+                    continue
+                late[rule.id] = done.reason if done is not None else (
+                    f"{other} was imported without its part of the rule (before astpatch.install()), so no part "
+                    "is applied. Call astpatch.install() before anything imports it, or run the program with "
+                    "`astpatch run`")
+                break
+        return late
 
     def report(self, outcomes: list[oc.Outcome]) -> None:
         """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
