@@ -24,8 +24,8 @@
 
 Each helper runs the edit through astpatch's own engine (the one imports use), on a module whose
 source is the dedented `before`, and fails with the whole outcome when it is not the one
-expected. `target` names the function (its qualified name); it may be left out when the source
-defines one function only.
+expected. `target` names the function or class (its qualified name), or is "" for the module's
+top level; it may be left out when the source defines one function only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ._base.lines import patched_lines, split_lines
 from ._engine.locate import all_functions
 from ._engine.rewrite import rewrite
 from ._model.edit import Edit
-from ._model.rule import Rule
+from ._model.rule import Change, Rule
 
 __all__ = ["assert_already_fixed", "assert_edit", "assert_no_match", "clear_outcomes", "edit_module"]
 
@@ -62,8 +62,8 @@ def edit_module(before: str, edit: Edit, *, target: str | None = None,
                 gate: str | None = None, versions: dict[str, str | None] | None = None) -> tuple[oc.Outcome, str]:
     """The outcome of `edit` on the dedented source `before`, and the module's text afterwards."""
     source = _source(before)
-    rule = Rule(id="edit-under-test", summary="the edit under test", module=MODULE,
-                target=_target(source, target), edit=edit, upstream="a test", gate=gate)
+    rule = Rule(id="edit-under-test", summary="the edit under test", upstream="a test", gate=gate,
+                changes=[Change(module=MODULE, scope=_target(source, target), edit=edit)])
     result = rewrite(MODULE, f"{MODULE}.py", source, [rule], versions or {})
     (outcome,) = result.outcomes
     if outcome.status == oc.APPLIED:

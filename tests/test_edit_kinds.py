@@ -613,3 +613,19 @@ def test_a_hunk_that_only_adds_lines_is_already_fixed_on_its_own_result():
     after = "def f(x):\n    y = x + 1\n    y *= 2\n    return y\n"
     assert_edit(before, after, grow)
     assert_already_fixed(after, grow)
+
+
+def test_a_hunk_whose_context_changed_upstream_is_already_fixed_when_its_change_is_there():
+    """A later release has the fix but rewrote the lines around it: the added lines are there and
+    the removed ones are not, so the fix is in; where the added lines are missing, it is not."""
+    fix = astpatch.ApplyHunks(hunks=[astpatch.Hunk(
+        before=["    # step one", "    value = int(text)", "    return value"],
+        after=["    # step one", "    value = int(text, 0)", "    return value"])])
+    later = "def parse(text):\n    # step 1, rewritten\n    value = int(text, 0)\n    return value\n"
+    assert_already_fixed(later, fix)
+    rewritten = later.replace("int(text, 0)", "int(text, base=0)")
+    assert_no_match(rewritten, fix, reason="hunk 1")
+    removal = astpatch.ApplyHunks(hunks=[astpatch.Hunk(before=["import os", "import weakref", "import re"],
+                                                       after=["import os", "import re"])])
+    assert_already_fixed("import os\nimport typing\nimport re\n", removal, target="")
+    assert_no_match("import weakref\nimport os\n", removal, target="", reason="hunk 1")

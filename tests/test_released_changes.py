@@ -215,12 +215,14 @@ def made_rule(pr: PullRequest) -> Rule:
 
 FIXED = oc.ALREADY_FIXED
 BUILTINS = PullRequest(177558, "2.11.0", "2.12.0", {"2.12.0": FIXED, "2.13.0": FIXED})
-# From 2.10.0 on, the change is upstream but the lines around it are not the diff's any more: the
-# config entry has new entries after it (2.10.0) and before it (2.12.0), the TYPE_CHECKING imports
-# above `import weakref` also import Callable (2.10.0), and should_partition's names computation
-# moved into `get_op_names` (2.11.0). A hunk counts as upstream only when its whole `after`, context
-# included, is found, so the rule fails there ("is not where the diff expects it"), not already-fixed.
-PARTITION = PullRequest(166458, "2.9.0", "2.9.1", {"2.9.1": FIXED, "2.10.0": oc.FAILED, "2.11.0": oc.FAILED,
+# From 2.10.0 on, the lines around the change are not the diff's any more: the config entry has new
+# entries after it (2.10.0) and before it (2.12.0), and the TYPE_CHECKING imports above the removed
+# `import weakref` also import Callable (2.10.0). The lines each hunk adds are there, and the lines it
+# removes are not, so each hunk still counts as upstream, and the rule as already-fixed. In 2.11.0
+# `should_partition` was rewritten (its names computation moved into `get_op_names`): the diff's
+# lines are not there at all, so the rule fails there, as it should: only `--fixed-in` (a gate that
+# stops at the first fixed release) turns that into not-applicable.
+PARTITION = PullRequest(166458, "2.9.0", "2.9.1", {"2.9.1": FIXED, "2.10.0": FIXED, "2.11.0": oc.FAILED,
                                                    "2.12.0": oc.FAILED, "2.13.0": oc.FAILED})
 AUTOTUNE = PullRequest(167131, "2.9.1", "2.10.0", {"2.10.0": FIXED, "2.11.0": FIXED, "2.12.0": FIXED, "2.13.0": FIXED})
 PULL_REQUESTS = [BUILTINS, PARTITION, AUTOTUNE]

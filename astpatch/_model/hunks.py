@@ -68,7 +68,7 @@ class ApplyHunks(Edit):
             # A hunk that only adds lines has its `before` inside its `after`: where the `after` is
             # found, those `before` lines are part of the fix, not a place still to patch.
             todo_at = [t for t in find_block(lines, hunk.before) if not _inside(t, hunk, done_at)]
-            if done_at and not todo_at:
+            if (done_at or (not todo_at and _changed_lines_in(lines, hunk))) and not todo_at:
                 already += 1
                 continue
             if len(todo_at) > 1:
@@ -105,3 +105,23 @@ def _first_missing(lines: list[str], block: tuple[str, ...]) -> str:
 def _inside(position: int, hunk: Hunk, done_at: list[int]) -> bool:
     """Whether the `before` block found at `position` lies within an occurrence of `after`."""
     return any(d <= position and position + len(hunk.before) <= d + len(hunk.after) for d in done_at)
+
+
+def _changed_lines_in(lines: list[str], hunk: Hunk) -> bool:
+    """Whether the lines the hunk adds are there, and the lines it removes are not, though the
+    context around them has changed: upstream has the fix in a later release that also moved or
+    rewrote its neighbourhood."""
+    before, after = list(hunk.before), list(hunk.after)
+    while before and after and before[0].rstrip() == after[0].rstrip():
+        before.pop(0)
+        after.pop(0)
+    while before and after and before[-1].rstrip() == after[-1].rstrip():
+        before.pop()
+        after.pop()
+    added = [line for line in after if line.strip()]
+    removed = [line for line in before if line.strip()]
+    if removed and find_block(lines, removed):
+        return False
+    if not added:  # a hunk that only removes lines: they are gone
+        return bool(removed)
+    return bool(find_block(lines, added))
