@@ -65,8 +65,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     excluded: set[str] = set()
     first: dict[int, oc.Outcome] | None = None
     while True:  # a rule that does not apply whole is taken out, and the others are applied again
-        result = _rewrite_parts(module, path, text, lines, [p for p in parts if p.id not in excluded],
-                                               versions, optimize, upstream, timings)
+        included = [p for p in parts if p.id not in excluded]
+        result = _rewrite_parts(module, path, text, lines, included, versions, optimize, upstream, timings)
         if isinstance(result, Rewrite):  # the module does not parse
             return result
         outcomes_by_part, spans, edited = result
