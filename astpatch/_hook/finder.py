@@ -14,7 +14,6 @@ from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
 from .._base.messages import trace, tracing
-from .loader import PatchingLoader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,6 +72,8 @@ class PatchingFinder:
         if spec is None:
             trace(f"{fullname}: targeted, but no finder finds it")
             return None
+        from .loader import PatchingLoader  # at the first target import, not at install()
+
         if tracing():  # only then: naming the rules loads the entry points pending for the module
             trace(f"{fullname}: targeted by {', '.join(r.id for r in self._session.rules.for_module(fullname))}; "
                   f"found by {type(spec.loader).__name__} at {spec.origin}")
