@@ -9,7 +9,7 @@ compiled, cached and executed as the module. No wrapper, no extra frame.
 
 This module is the public API. The layers below it are internal (their names start with an
 underscore): `_base` (settings, messages, outcomes, the trusted store), `_model` (rules, edits,
-gates), `_rules` (rule files, entry points, the rule set), `_engine` (locate, rewrite, compile,
+gates, and where rules come from: rule files, entry points, the rule set), `_engine` (locate, rewrite, compile,
 cache, the pipeline), `_inspect` (sources read without importing them, for the command line)
 and `_hook` (finder, loader, installation). The names below load on first use, so
 `import astpatch` costs only what `install()` needs.

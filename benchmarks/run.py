@@ -85,8 +85,8 @@ from astpatch._base.store import Store
 from astpatch._engine.cache import Cache
 from astpatch._engine.pipeline import build_file
 from astpatch._inspect.sources import locate
-from astpatch._rules.rulefiles import builtin_rules_dir
-from astpatch._rules.ruleset import load_rules
+from astpatch._model.rulefiles import builtin_rules_dir
+from astpatch._model.ruleset import load_rules
 rules = [r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}"]
 timings = {{{{}}}}
 built = build_file("{MODULE}", locate("{MODULE}"), rules, Cache(Store({{cache!r}})), timings=timings)
@@ -103,8 +103,8 @@ from importlib.machinery import PathFinder
 import astpatch
 from astpatch import Target
 from astpatch._inspect.sources import locate
-from astpatch._rules.rulefiles import builtin_rules_dir
-from astpatch._rules.ruleset import load_rules
+from astpatch._model.rulefiles import builtin_rules_dir
+from astpatch._model.ruleset import load_rules
 rules = [r for r in load_rules([builtin_rules_dir()], print) if r.module == "{MODULE}"]
 path = locate("{MODULE}")
 text = open(path, encoding="utf-8").read()

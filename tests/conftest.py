@@ -178,7 +178,7 @@ def check(result: subprocess.CompletedProcess) -> str:
 
 
 def pytest_report_header(config):
-    from astpatch._rules.rulefiles import builtin_rules_dir
+    from astpatch._model.rulefiles import builtin_rules_dir
 
     return [f"astpatch {astpatch.__version__} from {Path(astpatch.__file__).parent}, rules from {builtin_rules_dir()}"]
 

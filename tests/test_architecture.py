@@ -15,7 +15,7 @@ PACKAGE = Path(astpatch.__path__[0])
 # Each internal subpackage is a layer; a module imports only from its own subpackage and from lower
 # layers. Everything else (the public API, the command line, the pytest plugin, the testing kit) is
 # a front end on top.
-LAYERS = {"_base": 0, "_model": 1, "_rules": 2, "_engine": 2, "_inspect": 3, "_hook": 3}
+LAYERS = {"_base": 0, "_model": 1, "_engine": 2, "_inspect": 3, "_hook": 3}
 FRONT = 4
 MAX_LINES = 320  # "about 300"
 

@@ -23,8 +23,8 @@ def scene(tmp_path):
 
 
 def known_ids() -> str:
-    from astpatch._rules.rulefiles import builtin_rules_dir
-    from astpatch._rules.ruleset import load_rules
+    from astpatch._model.rulefiles import builtin_rules_dir
+    from astpatch._model.ruleset import load_rules
 
     return ", ".join(sorted([r.id for r in load_rules([builtin_rules_dir()], print)] + ["pickler-valueerror"]))
 

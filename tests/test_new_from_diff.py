@@ -10,7 +10,7 @@ import pytest
 from astpatch._inspect.diffs import DiffError, parse
 from astpatch._inspect.evaluate import evaluate
 from astpatch._inspect.sources import Directory
-from astpatch._rules.rulefiles import load_rule_file
+from astpatch._model.rulefiles import load_rule_file
 
 from scenario import Scenario
 

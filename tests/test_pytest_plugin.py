@@ -41,8 +41,8 @@ def test_off_unless_asked_for(scene):
 def test_on_with_the_option_header_and_summary(scene):
     result = scene.pytest("--astpatch")
     assert result.returncode == 0, result.stdout + result.stderr
-    from astpatch._rules.rulefiles import builtin_rules_dir
-    from astpatch._rules.ruleset import load_rules
+    from astpatch._model.rulefiles import builtin_rules_dir
+    from astpatch._model.ruleset import load_rules
 
     assert f"astpatch: {len(load_rules([builtin_rules_dir()], print)) + 1} rules" in result.stdout
     assert "  pickler-valueerror: would apply" in result.stdout

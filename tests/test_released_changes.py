@@ -197,7 +197,7 @@ def made_rule(pr: PullRequest) -> Rule:
         import io
         import tempfile
 
-        from astpatch._rules.rulefiles import load_rule_file
+        from astpatch._model.rulefiles import load_rule_file
         from astpatch.cli import main
 
         with tempfile.TemporaryDirectory() as out:

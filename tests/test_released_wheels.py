@@ -15,8 +15,8 @@ import pytest
 from astpatch._base import outcomes as oc
 from astpatch._base.lines import patched_lines, split_lines
 from astpatch._engine.rewrite import rewrite
-from astpatch._rules.rulefiles import builtin_rules_dir
-from astpatch._rules.ruleset import load_rules
+from astpatch._model.rulefiles import builtin_rules_dir
+from astpatch._model.ruleset import load_rules
 
 pytestmark = pytest.mark.wheels
 MODULE_PATH = "torch/_inductor/codecache.py"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import astpatch
-from astpatch._rules.rulefiles import builtin_rules_dir
-from astpatch._rules.ruleset import load_rules
+from astpatch._model.rulefiles import builtin_rules_dir
+from astpatch._model.ruleset import load_rules
 
 
 def test_shipped_rules_load_cleanly_and_are_complete():

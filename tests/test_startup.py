@@ -20,7 +20,7 @@ import astpatch
 sys.addaudithook(audit)
 astpatch.install(rules=[{rules!r}])
 heavy = [m for m in ("libcst", "importlib.metadata", "packaging", "pickler", "ast") if m in sys.modules]
-from astpatch._rules.rulefiles import builtin_rules_dir
+from astpatch._model.rulefiles import builtin_rules_dir
 import os
 print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path__[0], "rules": builtin_rules_dir(),
                   "stdlib": os.path.dirname(os.__file__)}}))
@@ -126,7 +126,7 @@ def test_a_warning_is_attributed_to_user_code_whose_path_starts_like_astpatchs(t
     import shutil
 
     import astpatch
-    from astpatch._rules.rulefiles import builtin_rules_dir
+    from astpatch._model.rulefiles import builtin_rules_dir
 
     # A copy of astpatch, so that a directory named like its own can be made beside it.
     s = Scenario(tmp_path, source=None, rule_file=None, cwd=tmp_path)

@@ -23,8 +23,8 @@ def catalogue(rules: list) -> str:
 
 def current() -> str:
     sys.path.insert(0, str(ROOT))
-    from astpatch._rules.rulefiles import builtin_rules_dir
-    from astpatch._rules.ruleset import load_rules
+    from astpatch._model.rulefiles import builtin_rules_dir
+    from astpatch._model.ruleset import load_rules
 
     problems: list[str] = []
     rules = load_rules([builtin_rules_dir()], problems.append)

@@ -16,9 +16,9 @@ from .._base import outcomes as oc
 from .._base import settings
 from .._base.messages import trace, warn
 from .._base.store import Store
+from .._model.entrypoints import read_index
 from .._model.rule import Rule
-from .._rules.entrypoints import read_index
-from .._rules.ruleset import RuleSet, standard_sources
+from .._model.ruleset import RuleSet, standard_sources
 from .finder import PatchingFinder
 from .session import Session
 
@@ -135,7 +135,7 @@ def install(
                    f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
         session = Session(ruleset, store, strict)
         # Rules that other distributions ship: from the index when it is current (no metadata is
-        # read), else discovered at the first import (see astpatch._rules.entrypoints).
+        # read), else discovered at the first import (see astpatch._model.entrypoints).
         indexed = read_index(store, report) if store.usable() else None
         if indexed is not None:
             ruleset.add_pending(indexed)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .._base.store import Store
     from .._engine.cache import Cache
     from .._model.rule import Rule
-    from .._rules.ruleset import RuleSet
+    from .._model.ruleset import RuleSet
 
 
 class Session:
@@ -41,7 +41,7 @@ class Session:
 
     def discover_plugins(self) -> None:
         """Read the `astpatch.rules` entry points (importlib.metadata) and index them."""
-        from .._rules import entrypoints
+        from .._model import entrypoints
 
         trace("discovering the astpatch.rules entry points (no current index)")
         found, rules = entrypoints.discover(self.report_problem)

@@ -11,7 +11,7 @@ from .._base import outcomes as oc
 from .._base import settings
 from .._base.store import Store
 from .._engine.cache import SUFFIX, Cache, read_entry
-from .._rules.entrypoints import INDEX_SUFFIX
+from .._model.entrypoints import INDEX_SUFFIX
 from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules
 
 _ALL = (SUFFIX, INDEX_SUFFIX, ".tmp")  # entries, entry-point indexes, leftover temporary files

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .._model.rule import Rule
-from .._rules.ruleset import UnknownRule, rules_in_force
+from .._model.ruleset import UnknownRule, rules_in_force
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from importlib.machinery import SourceFileLoader
 
-from .._model.rule import Rule
+from .rule import Rule
 
 
 class RuleFileError(Exception):

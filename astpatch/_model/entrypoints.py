@@ -24,7 +24,7 @@ import os
 import sys
 
 from .._base.store import Store, Unreadable
-from .._model.rule import Rule
+from .rule import Rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from .._base import settings
-from .._model.rule import Rule
+from .rule import Rule
 from .rulefiles import RuleFileError, builtin_rules_dir, load_rule_file, rule_files
 
 TYPE_CHECKING = False
