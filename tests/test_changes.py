@@ -133,8 +133,9 @@ def test_a_change_already_upstream_in_part_is_reported_and_not_applied():
 
 
 def test_a_part_that_calls_a_helper_no_part_defines_is_refused():
-    (o,), _ = run(SOURCE, rule(CALL, Change(module="parsing", scope="", edit=ApplyHunks(hunks=[Hunk(
-        before=["import os"], after=["import os", "import sys"])]))))[0].outcomes, None
+    result, _ = run(SOURCE, rule(CALL, Change(module="parsing", scope="", edit=ApplyHunks(hunks=[Hunk(
+        before=["import os"], after=["import os", "import sys"])]))))
+    (o,) = result.outcomes
     assert o.status == oc.FAILED
     assert o.reason == "the patched code reads names the module does not define: _clean"
 
@@ -317,7 +318,7 @@ def test_a_method_edit_that_calls_an_undefined_helper_is_refused_even_beside_glo
     source = "def snapshot():\n    return dict(globals())\n\n\nclass A:\n    def f(self):\n        return 1\n"
     calls = Change(module="m", scope="A.f", edit=ApplyHunks(hunks=[Hunk(before=["        return 1"],
                                                                            after=["        return helper()"])]))
-    (o,), _ = run(source, rule(calls), module="m")[0].outcomes, None
+    (o,) = run(source, rule(calls), module="m")[0].outcomes
     assert (o.status, o.reason) == (oc.FAILED, "the patched code reads names the module does not define: helper")
     defined = source + "\n\ndef helper():\n    return 2\n"
     result, _ = run(defined, rule(calls), module="m")
