@@ -20,12 +20,11 @@ if TYPE_CHECKING:
 class Part:
     """One change of one rule, on the module being rewritten."""
 
-    __slots__ = ("rule", "change", "number")
+    __slots__ = ("rule", "change")
 
     def __init__(self, rule: Rule, change: Change) -> None:
         self.rule = rule
         self.change = change
-        self.number = rule.changes.index(change) + 1  # as the rule lists its changes, from 1
 
     @property
     def id(self) -> str:

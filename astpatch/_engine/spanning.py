@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from .._model.rule import Change, Rule
 
 
-def spanning(module: str, rules: list[Rule]) -> list[str]:
-    """The other modules that `rules` on `module` also change, in order."""
-    return list(dict.fromkeys(m for rule in rules for m in rule.modules if m != module))
-
-
 def outcomes_elsewhere(module: str, rules: list[Rule], versions: dict[str, str | None],
                        read: Callable[[str], tuple[str, str]]) -> dict[str, list[tuple[Change, oc.Outcome]]]:
     """By rule id, the outcome of each of the rule's parts in its other modules; `read(module)`
