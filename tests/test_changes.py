@@ -358,3 +358,39 @@ def test_a_rule_over_two_modules_one_imported_before_install_is_applied_in_neith
     (late, here) = astpatch.applied()
     assert (late.module, late.status, here.module, here.status) == ("settings", "failed", "parsing", "failed")
     assert here.reason == late.reason  # the reason it failed there is the reason here
+
+
+class CountedParams(astpatch.Edit):
+    """An edit kind that counts its params() calls, and gives no dict when told to."""
+
+    kind = "counted"
+
+    def __init__(self, broken: bool = False) -> None:
+        self.calls = 0
+        self.broken = broken
+
+    def params(self):
+        self.calls += 1
+        return ["not", "a", "dict"] if self.broken else {"n": 1}
+
+    def apply(self, target):
+        raise AssertionError("not applied here")
+
+
+def test_params_is_validated_once_per_declaration_in_either_form():
+    """A one-function Rule and a Rule of Changes each call the edit's params() once to validate it,
+    and a kind that gives no dict is named in the words of the form it was declared in."""
+    one = CountedParams()
+    declared = Rule(id="one-function", summary="s", upstream="u", module="m", target="f", edit=one)
+    assert one.calls == 1 and (declared.module, declared.target) == ("m", "f") and declared.edit is one
+    part = CountedParams()
+    declared = rule(Change(module="m", scope="f", edit=part))
+    assert part.calls == 1 and (declared.module, declared.target) == ("m", "f") and declared.edit is part
+
+    problem = "the edit kind CountedParams's params() returned list, not a dict of its parameters as plain data"
+    with pytest.raises(astpatch.RuleError) as raised:
+        Rule(id="one-function", summary="s", upstream="u", module="m", target="f", edit=CountedParams(broken=True))
+    assert str(raised.value) == f"rule 'one-function': {problem}"
+    with pytest.raises(astpatch.RuleError) as raised:
+        Change(module="m", scope="f", edit=CountedParams(broken=True))
+    assert str(raised.value) == f"the change of 'm' at 'f': {problem}"

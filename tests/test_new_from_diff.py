@@ -330,6 +330,158 @@ def test_a_module_in_a_namespace_package_inside_a_package(project):
     assert run(project, "from pkgfix.plugins.loader import load; print(load(' x '))") == "X"
 
 
+MODES = """\
+\"\"\"Modes.\"\"\"
+
+MODE = "fast"
+
+match MODE:
+    case "fast":
+        def speed(x):
+            return x * 2
+    case _:
+        SLOW = True
+"""
+
+
+def test_a_function_defined_in_a_match_case_is_a_scope_the_engine_finds(project):
+    """The hunk goes to the function in the `match` case, and the engine finds it there: a definition
+    in a case is as conditional as one in an `if`, for placing hunks and for locating targets alike."""
+    after = MODES.replace("return x * 2", "return x * 3")
+    project.write("pkgfix.modes", MODES)
+    project.diff.write_text(make_diff(MODES, after, "pkgfix/modes.py"))
+    assert parts(new(project)) == [("pkgfix.modes", "speed", 1)]
+    assert patched(project, "pkgfix.modes") == (after, ["applied"])
+
+
+# Definitions in every kind of block, some twice, some nested, some decorated.
+BLOCKS = """\
+import sys
+
+if sys.platform == "win32":
+    def sep():
+        return "\\\\"
+elif sys.platform == "darwin":
+    def sep():
+        return ":"
+else:
+    @staticmethod
+    def sep():
+        return "/"
+
+for _ in range(1):
+    def looped():
+        return 1
+else:
+    def after_loop():
+        return 2
+
+while not sys.argv:
+    def never():
+        return 3
+else:
+    def after_while():
+        return 4
+
+with open(__file__) as handle:
+    class Opened:
+        def read(self):
+            return handle
+
+try:
+    import json
+except ImportError:
+    def fallback():
+        return 6
+else:
+    def found():
+        return 7
+finally:
+    def cleanup():
+        return 8
+
+match sys.version_info[:2]:
+    case (3, 10):
+        def speed(x):
+            return x
+    case (major, minor) if minor > 10:
+        @staticmethod
+        def speed(x):
+            return x * 2
+
+        class Modern:
+            def run(self):
+                def inner():
+                    match self:
+                        case Modern():
+                            def deepest():
+                                return 9
+                    return deepest
+                return inner
+    case _:
+        pass
+
+
+async def coroutine(lock):
+    async with lock:
+        def locked():
+            return 10
+    async for item in lock:
+        def each():
+            return 11
+    return locked, each
+"""
+
+TRY_STAR = """
+try:
+    pass
+except* ValueError:
+    def grouped():
+        return 12
+"""
+
+
+def compiled_definitions(code, prefix: str = "") -> list[tuple[str, int, str]]:
+    """(qualified name, first line, kind) of every function and class, from the compiler's code objects."""
+    found = []
+    for const in code.co_consts:
+        if isinstance(const, type(code)) and not const.co_name.startswith("<"):
+            name = prefix + const.co_name
+            found.append((name, const.co_firstlineno, "function" if const.co_flags & 0x0002 else "class"))
+            found.extend(compiled_definitions(const, name + "."))
+    return found
+
+
+def test_scopes_and_the_engine_see_the_definitions_the_compiler_makes():
+    """Every block that can hold a definition (a `match` case included) is entered alike by the
+    scopes a diff's hunks go to and by the engine's lookup, and both agree with the code objects."""
+    import ast
+    import sys
+
+    from astpatch._base.lines import split_lines
+    from astpatch._engine.locate import all_functions, find_class, find_definitions
+    from astpatch._inspect.scopes import scopes_of
+
+    source = BLOCKS + (TRY_STAR if sys.version_info >= (3, 11) else "")
+    expected = sorted(compiled_definitions(compile(source, "blocks.py", "exec", dont_inherit=True)))
+    assert ("Modern.run.inner.deepest", source.splitlines().index(" " * 28 + "def deepest():") + 1, "function") \
+        in expected and len(expected) == 21 + (sys.version_info >= (3, 11))
+    tree = ast.parse(source)
+    scopes = scopes_of(tree, split_lines(source))
+    assert scopes[0].qualname == "" and sorted((s.qualname, s.start, s.kind) for s in scopes[1:]) == expected
+    functions = sorted((name, start, "function") for name, start, _ in all_functions(tree))
+    assert functions == [d for d in expected if d[2] == "function"]
+    for name in dict.fromkeys(name for name, _, _ in expected):
+        starts = sorted(start for n, start, _ in expected if n == name)
+        kind = next(k for n, _, k in expected if n == name)
+        definitions, reason = find_definitions(tree, name)
+        if kind == "function":
+            assert (sorted(d.start for d in definitions), reason) == (starts, "")
+        else:
+            assert (definitions, reason) == ([], f"{name} is a class, not a function")
+            assert find_class(tree, name)[0] == starts[0]
+
+
 def test_a_diff_without_context_is_placed_by_its_line_numbers(tools):
     """`diff -U0`: pure insertions have no lines of their own to be found by; the header says where,
     and lines from the source make each hunk unique (without reaching the next hunk's changes)."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 import ast
 import types
 
-# Statements whose bodies may hold (conditional) definitions at the same scope level.
-_BLOCKS: tuple[type[ast.stmt], ...] = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)
+# Statements whose bodies, handlers and cases may hold (conditional) definitions at the same scope
+# level: a definition in a `match` case is as conditional as one in an `if`.
+_BLOCKS: tuple[type[ast.stmt], ...] = (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While,
+                                       ast.Match)
 if hasattr(ast, "TryStar"):
     _BLOCKS = _BLOCKS + (ast.TryStar,)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_Node = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
 class Definition:
@@ -48,16 +51,19 @@ def first_line(node: ast.AST) -> int:
     return min([d.lineno for d in decorators] + [node.lineno])  # type: ignore[attr-defined]
 
 
-def _definitions_in(body: list[ast.stmt]) -> list[ast.stmt]:
-    found: list[ast.stmt] = []
+def definitions_in(body: list[ast.stmt]) -> list[_Node]:
+    """The functions and classes that `body` defines at its own scope level, inside compound
+    statements included (not those nested in them): the one rule of which blocks are entered,
+    for the engine and for placing a diff's hunks."""
+    found: list[_Node] = []
     for statement in body:
         if isinstance(statement, (ast.ClassDef,) + _FUNCTIONS):
             found.append(statement)
         elif isinstance(statement, _BLOCKS):
             for field in ("body", "orelse", "finalbody"):
-                found.extend(_definitions_in(getattr(statement, field, []) or []))
-            for handler in getattr(statement, "handlers", []) or []:
-                found.extend(_definitions_in(handler.body))
+                found.extend(definitions_in(getattr(statement, field, []) or []))
+            for holder in [*(getattr(statement, "handlers", None) or []), *(getattr(statement, "cases", None) or [])]:
+                found.extend(definitions_in(holder.body))
     return found
 
 
@@ -70,10 +76,10 @@ def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition],
         next_scopes: list[list[ast.AST]] = []
         next_bodies: list[list[ast.stmt]] = []
         for path, body in zip(scopes, bodies):
-            for node in _definitions_in(body):
-                if node.name == part:  # type: ignore[attr-defined]
+            for node in definitions_in(body):
+                if node.name == part:
                     next_scopes.append(path + [node])
-                    next_bodies.append(node.body)  # type: ignore[attr-defined]
+                    next_bodies.append(node.body)
         if not next_scopes:
             where = ".".join(parts[:depth]) or "the module"
             return [], f"{'.'.join(parts[: depth + 1])} is not defined in {where}"
@@ -88,10 +94,10 @@ def find_class(tree: ast.Module, qualname: str) -> tuple[int, int] | None:
     """The line span of class `qualname` (from its first decorator), when exactly one is defined."""
     parts = qualname.split(".")
     bodies: list[list[ast.stmt]] = [tree.body]
-    found: list[ast.stmt] = []
+    found: list[_Node] = []
     for part in parts:
-        found = [n for body in bodies for n in _definitions_in(body) if n.name == part]  # type: ignore[attr-defined]
-        bodies = [n.body for n in found]  # type: ignore[attr-defined]
+        found = [n for body in bodies for n in definitions_in(body) if n.name == part]
+        bodies = [n.body for n in found]
     if len(found) != 1 or not isinstance(found[0], ast.ClassDef):
         return None
     return first_line(found[0]), found[0].end_lineno or found[0].lineno
@@ -102,11 +108,11 @@ def all_functions(tree: ast.Module) -> list[tuple[str, int, int]]:
     found: list[tuple[str, int, int]] = []
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
-        for node in _definitions_in(body):
-            name = f"{prefix}{node.name}"  # type: ignore[attr-defined]
+        for node in definitions_in(body):
+            name = f"{prefix}{node.name}"
             if isinstance(node, _FUNCTIONS):
                 found.append((name, first_line(node), node.end_lineno or node.lineno))
-            visit(node.body, name + ".")  # type: ignore[attr-defined]
+            visit(node.body, name + ".")
 
     visit(tree.body, "")
     return found

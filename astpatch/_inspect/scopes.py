@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 
+from .._engine.locate import definitions_in, first_line
+
 
 class Changed:
     """A changed line of a hunk: at line `at` of the source, or (`at` None) inserted between lines
@@ -66,44 +68,24 @@ def _indent(text: str) -> int:
 
 
 def scopes_of(tree: ast.Module, lines: list[str]) -> list[Scope]:
-    """The module's top level, then every function and class, nested ones included."""
+    """The module's top level, then every function and class, nested ones included: those the
+    engine finds by qualified name (`definitions_in` decides which blocks hold definitions)."""
     root = Scope("", "module", 1, len(lines), 0, -1, None)
     found = [root]
 
-    def visit(node: ast.AST, parent: Scope) -> None:
-        for statement in _statements(node):
-            if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                visit(statement, parent)
-                continue
-            start = _first_line(statement)
-            header_end = _first_line(statement.body[0]) - 1
+    def visit(body: list[ast.stmt], parent: Scope) -> None:
+        for statement in definitions_in(body):
+            header_end = first_line(statement.body[0]) - 1
             while header_end > statement.lineno and lines[header_end - 1].strip()[:1] in ("", "#"):
                 header_end -= 1  # comments between the header and the first statement are the body's
             scope = Scope(f"{parent.qualname}.{statement.name}" if parent.qualname else statement.name,
-                          "class" if isinstance(statement, ast.ClassDef) else "function", start,
+                          "class" if isinstance(statement, ast.ClassDef) else "function", first_line(statement),
                           statement.end_lineno or statement.lineno, max(header_end, statement.lineno),
                           statement.col_offset, parent)
             found.append(scope)
-            visit(statement, scope)
+            visit(statement.body, scope)
 
-    visit(tree, root)
-    return found
-
-
-def _first_line(statement: ast.stmt) -> int:
-    """Where a statement starts: a definition at its first decorator."""
-    return min([d.lineno for d in getattr(statement, "decorator_list", None) or []] + [statement.lineno])
-
-
-def _statements(node: ast.AST) -> list[ast.stmt]:
-    """The statements directly inside a statement (or the module): its bodies, handlers and cases."""
-    found: list[ast.stmt] = []
-    for field in ("body", "orelse", "finalbody"):
-        value = getattr(node, field, None)
-        if isinstance(value, list):
-            found.extend(s for s in value if isinstance(s, ast.stmt))
-    for holder in list(getattr(node, "handlers", None) or []) + list(getattr(node, "cases", None) or []):
-        found.extend(holder.body)
+    visit(tree.body, root)
     return found
 
 

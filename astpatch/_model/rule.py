@@ -89,6 +89,16 @@ class Change:
         self.scope = scope
         self.edit = edit
 
+    @classmethod
+    def _checked(cls, module: str, scope: str, edit: Edit) -> Change:
+        """A change whose module, scope and edit (params() included) the caller has checked in its own
+        words: a one-function Rule, so that an edit's params() runs once per declaration."""
+        change = cls.__new__(cls)
+        change.module = module
+        change.scope = scope
+        change.edit = edit
+        return change
+
     @property
     def where(self) -> str:
         """`module:scope`, for messages."""
@@ -146,7 +156,7 @@ class Rule:
             if not isinstance(edit, Edit):
                 raise RuleError(f"{where}: edit must be an astpatch edit (such as AddExceptTypes), got {edit!r}")
             _check_params(where, edit)
-            changes = [Change(module=module, scope=target, edit=edit)]  # type: ignore[arg-type]
+            changes = [Change._checked(module, target, edit)]  # type: ignore[arg-type]
         if not isinstance(upstream, str) or not upstream.strip():
             raise RuleError(f"{where}: upstream must say where upstream fixed it (issue, PR, release)")
         if gate is not None:
