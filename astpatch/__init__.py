@@ -19,9 +19,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._base import __version__
     from ._base.messages import AstpatchError, AstpatchWarning
     from ._base.outcomes import Outcome
-    from ._base.version import __version__
     from ._hook.installation import Installation, applied, install, uninstall
     from ._model.edit import Edit, EditResult, Target
     from ._model.except_clauses import AddExceptClause, AddExceptTypes
@@ -44,7 +44,7 @@ _EXPORTS = {
     "Rule": "._model.rule",
     "RuleError": "._model.rule",
     "Target": "._model.edit",
-    "__version__": "._base.version",
+    "__version__": "._base",
     "applied": "._hook.installation",
     "install": "._hook.installation",
     "uninstall": "._hook.installation",

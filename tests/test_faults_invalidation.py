@@ -53,7 +53,7 @@ def test_astpatch_upgraded(tmp_path):
     """A new astpatch version: its version is in the key."""
     s = Scenario(tmp_path)
     s.run().assert_patched(from_cache=False)
-    s.run(before="import astpatch._engine.pipeline as p; p.__version__ = '99.0'").assert_patched(from_cache=False)
+    s.run(before="import astpatch._engine.cache as c; c.__version__ = '99.0'").assert_patched(from_cache=False)
     s.run().assert_patched(from_cache=True)
     assert len(s.entries()) == 2
 
@@ -112,3 +112,30 @@ def test_a_custom_edit_kinds_code_changed(tmp_path):
     again = s.run()
     assert again["outcomes"] == [["applied", True]] and again["output"] == UPSTREAM
     assert len(s.entries()) == 2
+
+
+def test_a_hit_checks_the_versions_without_looking_them_up(tmp_path):
+    """A warm process verifies the gated distribution's version by the evidence recorded with the
+    entry (a stat of its METADATA), without listing directories or reading metadata again."""
+    s = Scenario(tmp_path, gate="pickledist<2", version="1.0")
+    s.run().assert_patched(from_cache=False)
+    no_lookups = ("import astpatch._base.metadata as m\n"
+                  "def refuse(*args, **kwargs): raise AssertionError('a version lookup on a hit')\n"
+                  "m.metadata_dir = m.find_version = refuse\n")
+    s.run(before=no_lookups).assert_patched(from_cache=True)
+    # The evidence no longer holds: the version is looked up again and decides.
+    s.install_dist("2.0")
+    run = s.run()
+    assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
+
+
+def test_the_gated_distribution_installed_later(tmp_path):
+    """A rule gated on a distribution that is not installed, then is: "not installed" holds only
+    while no directory on sys.path changes."""
+    s = Scenario(tmp_path, gate="pickledist<2")
+    first = s.run()
+    assert first["outcomes"] == [["not-applicable", False]] and first["output"] == UPSTREAM
+    assert s.run()["outcomes"] == [["not-applicable", True]]
+    s.install_dist("1.0")
+    s.run().assert_patched(from_cache=False)
+    s.run().assert_patched(from_cache=True)

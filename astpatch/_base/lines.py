@@ -46,6 +46,13 @@ MOVED_NOTE = "# astpatch: lines {start}-{end} of this file, as patched\n"
 INSERTED_NOTE = "# astpatch: inserted after line {end} of this file\n"
 
 
+# The files whose patched code runs in this process, by the path their code objects name: the
+# source bytes and the spans (as cached) that `linecache_lines` shows. Filled where the text is
+# given to `linecache`; read only by the coverage plugin (`astpatch.coverage`), which claims
+# these files and no others.
+SHOWN: dict[str, tuple[bytes, list[tuple]]] = {}
+
+
 def split_lines(text: str) -> list[str]:
     """Lines with their endings, for text decoded with universal newlines (only `\\n` ends a line)."""
     parts = text.split("\n")
@@ -148,3 +155,29 @@ class PatchedLines(list):
         return list.__eq__(self, other)
 
     __hash__ = None  # like list: unhashable
+
+
+def patched_source(source: bytes, spans: list[tuple]) -> str:
+    """The module's patched text (for another hook's loader that compiles source itself)."""
+    from importlib._bootstrap_external import decode_source
+
+    return "".join(patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans]))
+
+
+def show_patched_source(path: str, size: int, mtime: float, source: bytes, spans: list[tuple]) -> None:
+    """Make tracebacks and `inspect.getsource` show the text that runs.
+
+    The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it
+    while the file is unchanged and drops it (falling back to the file) once it changes. The
+    lines themselves are built only if something reads them. `SHOWN` keeps the same for the
+    coverage plugin.
+    """
+    import linecache
+
+    def make() -> list[str]:
+        from importlib._bootstrap_external import decode_source
+
+        return linecache_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
+
+    linecache.cache[path] = (size, mtime, PatchedLines(make), path)
+    SHOWN[path] = (source, spans)

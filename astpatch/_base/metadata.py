@@ -65,15 +65,21 @@ def header(lines: Iterable[str], name: str) -> str | None:
 
 def read_version(directory: str) -> str | None:
     """The version recorded in a `.dist-info` or `.egg-info` directory."""
+    return _read_version(directory)[0]
+
+
+def _read_version(directory: str) -> tuple[str | None, str]:
+    """(version, the file it was read from) of a `.dist-info` or `.egg-info` directory."""
     for filename in ("METADATA", "PKG-INFO"):
+        path = os.path.join(directory, filename)
         try:
-            with open(os.path.join(directory, filename), encoding="utf-8", errors="replace") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:
                 version = header(f, "version")
         except OSError:
             continue
         if version is not None:
-            return version
-    return None
+            return version, path
+    return None, ""
 
 
 def installed_version(distribution: str, near: str | None = None) -> str | None:
@@ -83,27 +89,61 @@ def installed_version(distribution: str, near: str | None = None) -> str | None:
     is searched first, so the version is that of the code actually imported (and, usually, one
     directory listing is all it takes).
     """
+    return find_version(distribution, near)[0]
+
+
+# Evidence for a version: ("stat", path, mtime_ns, size, inode) of a file or directory that decided
+# it (None for each when it does not exist), or ("version", distribution, near, version) where
+# only asking again can tell.
+Evidence = tuple
+
+
+def _stat(path: str) -> Evidence:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("stat", path, None, None, None)
+    return ("stat", path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def find_version(distribution: str, near: str | None = None) -> tuple[str | None, tuple[Evidence, ...]]:
+    """`installed_version`, and the evidence for its answer, which `evidence_holds` checks later
+    with one `stat` per item instead of searching again (a cache hit's whole cost of versions).
+
+    A version read from a METADATA file holds while that file does (an upgrade replaces the
+    `.dist-info` directory, a reinstall the file); "not installed" holds while no `sys.path`
+    directory changes.
+    """
     wanted = normalize(distribution)
+    entries = [e for e in sys.path if isinstance(e, str)]
     if near is not None:
-        for entry in sys.path:
-            if isinstance(entry, str) and entry and near.startswith(os.path.join(entry, "")):
-                directory = metadata_dir(entry, wanted)
-                version = read_version(directory) if directory is not None else None
-                if version is not None:
-                    return version
-    for entry in sys.path:
-        if not isinstance(entry, str):
-            continue
+        entries = [e for e in entries if e and near.startswith(os.path.join(e, ""))] + entries
+    for entry in entries:
         directory = metadata_dir(entry, wanted)
-        if directory is not None:
-            version = read_version(directory)
-            if version is not None:
-                return version
+        version, path = _read_version(directory) if directory is not None else (None, "")
+        if version is not None:
+            return version, (_stat(path),)
     try:
         from importlib import metadata
     except ImportError:  # pragma: no cover - always present on 3.10+
-        return None
+        return None, ()
     try:
-        return metadata.version(distribution)
+        version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
-        return None
+        # Not installed: that holds while no directory it could be installed into changes.
+        return None, tuple(_stat(os.path.abspath(entry or ".")) for entry in dict.fromkeys(entries))
+    return version, (("version", distribution, near, version),)
+
+
+def evidence_holds(evidence: tuple[Evidence, ...]) -> bool:
+    """Whether `find_version` would still give the answers this evidence was recorded with."""
+    for item in evidence:
+        if item[0] == "stat":
+            if _stat(item[1]) != item:
+                return False
+        elif item[0] == "version":
+            if find_version(item[1], item[2])[0] != item[3]:
+                return False
+        else:
+            return False
+    return True

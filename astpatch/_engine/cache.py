@@ -1,4 +1,8 @@
-"""The on-disk cache of rewritten modules: entries, their keys, and their file format.
+"""The on-disk cache of rewritten modules: entries, their keys, their file format, and the lookup.
+
+The lookup (`lookup`) is the whole warm path of an import: the key, one file read, the code
+unmarshalled. It needs nothing but this module and the base layer, so a cache hit imports
+neither the rewrite engine nor libcst.
 
 An entry holds what a rewrite produced: the outcomes, the replaced line spans (so tracebacks
 and `inspect` can show the patched text without redoing the rewrite) and the marshalled code,
@@ -17,21 +21,30 @@ off, set ASTPATCH_NO_CACHE=1 or call `install(cache_dir=False)`.
 
 from __future__ import annotations
 
+import _imp
 import marshal
+import sys
 import zlib
+from importlib._bootstrap_external import MAGIC_NUMBER
 
+from .._base import __version__
+from .._base import outcomes as oc
 from .._base.messages import trace, warn
+from .._base.metadata import evidence_holds, find_version
 from .._base.store import Store, Unreadable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import CodeType
     from typing import Any
 
+    from .._model.rule import Rule
+
 # An entry: magic and format (9 bytes), a CRC-32 of the rest (4), the length of the metadata
-# (4), the metadata (marshalled key, outcomes, spans), then the marshalled code, or nothing.
+# (4), the metadata (marshalled key, outcomes, spans, checks), then the marshalled code, or nothing.
 # The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
 _MAGIC = b"astpatch"
-FORMAT = 4
+FORMAT = 5
 _HEADER = _MAGIC + bytes([FORMAT])
 SUFFIX = ".astpatch"
 
@@ -39,21 +52,18 @@ SUFFIX = ".astpatch"
 class CacheKey:
     """Everything that decides the code an entry holds; recorded in the entry and compared on load."""
 
-    __slots__ = ("astpatch", "libcst", "magic", "optimize", "module", "path", "source_hash", "rules", "versions",
-                 "others")
+    __slots__ = ("astpatch", "magic", "optimize", "module", "path", "source_hash", "rules", "others")
 
-    def __init__(self, *, astpatch: str, libcst: str | None, magic: bytes, optimize: int, module: str, path: str,
-                 source_hash: bytes, rules: tuple[str, ...], versions: tuple[tuple[str, str | None], ...],
-                 others: tuple[tuple[str, str, bytes | None], ...] = ()) -> None:
+    def __init__(self, *, astpatch: str, magic: bytes, optimize: int, module: str, path: str,
+                 source_hash: bytes, rules: tuple[str, ...], others: tuple[tuple[str, str, bytes | None], ...] = ()
+                 ) -> None:
         self.astpatch = astpatch  # astpatch's version: the shipped edit kinds and the engine
-        self.libcst = libcst  # libcst's version: it parses and prints the edited functions
         self.magic = magic  # the interpreter's bytecode magic number
         self.optimize = optimize  # sys.flags.optimize (-O, -OO)
         self.module = module
         self.path = path
         self.source_hash = source_hash  # of the module's source bytes
         self.rules = rules  # each rule's fingerprint, in order (a custom edit kind's code included)
-        self.versions = versions  # (distribution, version) of each gated distribution
         # (module, path, source hash) of the other modules that rules spanning modules change:
         # their sources decide whether such a rule applies here too.
         self.others = others
@@ -71,8 +81,6 @@ class CacheKey:
         return CacheKey(**fields)
 
     def file_name(self) -> str:
-        import _imp
-
         digest = _imp.source_hash(FORMAT, repr(self.as_tuple()).encode("utf-8"))
         return f"{self.module}-{digest.hex()}{SUFFIX}"
 
@@ -86,17 +94,23 @@ class CacheKey:
 
 
 class Entry:
-    __slots__ = ("outcomes", "spans", "code")
+    """What a rewrite produced, and `checks`: the evidence (see `metadata.find_version`) for the
+    versions it was made with, the gated distributions' and libcst's, which a hit verifies with
+    a `stat` each instead of looking the versions up."""
 
-    def __init__(self, outcomes: list[tuple], spans: list[tuple], code: bytes | memoryview | None) -> None:
+    __slots__ = ("outcomes", "spans", "code", "checks")
+
+    def __init__(self, outcomes: list[tuple], spans: list[tuple], code: bytes | memoryview | None,
+                 checks: tuple = ()) -> None:
         self.outcomes = outcomes
         self.spans = spans
         self.code = code  # marshalled code, or None: upstream's code runs
+        self.checks = checks
 
 
 def encode(key: CacheKey, entry: Entry) -> bytes:
     """An entry file's bytes."""
-    meta = marshal.dumps((key.as_tuple(), entry.outcomes, entry.spans))
+    meta = marshal.dumps((key.as_tuple(), entry.outcomes, entry.spans, entry.checks))
     body = len(meta).to_bytes(4, "little") + meta + (entry.code or b"")
     return _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
 
@@ -112,14 +126,14 @@ def decode(data: bytes) -> tuple[CacheKey, Entry] | str:
         return "its checksum does not match (truncated or altered)"
     size = int.from_bytes(view[4:8], "little")
     try:
-        key, outcomes, spans = marshal.loads(view[8 : 8 + size])
+        key, outcomes, spans, checks = marshal.loads(view[8 : 8 + size])
         key = CacheKey.from_tuple(key)
     except Exception as error:  # marshal raises several types on bad input; a key of another shape
         return f"it does not unmarshal ({type(error).__name__})"
-    if not isinstance(outcomes, list) or not isinstance(spans, list):
+    if not isinstance(outcomes, list) or not isinstance(spans, list) or not isinstance(checks, tuple):
         return "its contents have the wrong shape"
     code = view[8 + size :]
-    return key, Entry(outcomes, spans, code if len(code) else None)
+    return key, Entry(outcomes, spans, code if len(code) else None, checks)
 
 
 class Cache:
@@ -190,3 +204,106 @@ def read_entry(path: str) -> tuple[CacheKey, list[tuple]] | str:
     if isinstance(decoded, str):
         return f"not usable: {decoded}"
     return decoded[0], decoded[1].outcomes
+
+
+# -- keys and the lookup ----------------------------------------------------------------------------
+
+
+class Built:
+    """The code for a module under some rules (None: upstream's runs), the outcomes, the spans replaced."""
+
+    __slots__ = ("code", "outcomes", "spans")
+
+    def __init__(self, code: CodeType | None, outcomes: list[oc.Outcome], spans: list[tuple]) -> None:
+        self.code = code
+        self.outcomes = outcomes
+        self.spans = spans
+
+
+_libcst: tuple | None = None
+
+
+def environment(path: str, rules: list[Rule]) -> tuple[dict[str, str | None], tuple]:
+    """The gated distributions' versions, by name, and the evidence for them and for libcst's
+    version (libcst prints the edited functions): what an entry records as its `checks`."""
+    global _libcst
+    if _libcst is None:
+        _libcst = find_version("libcst", near=__file__)[1]
+    versions: dict[str, str | None] = {}
+    checks = list(_libcst)
+    for distribution in sorted({r.gate_distribution for r in rules if r.gate_distribution}):
+        versions[distribution], evidence = find_version(distribution, near=path)
+        checks.extend(evidence)
+    return versions, tuple(checks)
+
+
+def other_sources(fullname: str, rules: list[Rule]) -> dict[str, tuple[str, bytes] | None]:
+    """The (path, bytes) of every other module that a rule on `fullname` also changes (None when
+    it has no source file): they decide, with this one, whether such a rule applies."""
+    found: dict[str, tuple[str, bytes] | None] = {}
+    for module in (m for rule in rules for m in rule.modules if m != fullname):
+        if module in found:
+            continue
+        from .._base.modulefiles import SourceNotFound, locate
+
+        try:
+            path = locate(module)
+            with open(path, "rb") as f:
+                found[module] = (path, f.read())
+        except (SourceNotFound, OSError):
+            found[module] = None
+    return found
+
+
+def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule],
+              others: dict[str, tuple[str, bytes] | None] | None = None) -> CacheKey:
+    """The key for these rules on this source (the versions they depend on are the entry's checks)."""
+    return CacheKey(
+        astpatch=__version__,
+        magic=MAGIC_NUMBER,
+        optimize=sys.flags.optimize,
+        module=fullname,
+        path=path,
+        source_hash=_imp.source_hash(_RAW_MAGIC, source),
+        rules=tuple(r.fingerprint() for r in rules),
+        others=tuple((m, found[0], _imp.source_hash(_RAW_MAGIC, found[1])) if found else (m, "", None)
+                     for m, found in (others or {}).items()),
+    )
+
+
+# The key that CPython's hash-based pycs use for the source hash (importlib.util.source_hash).
+_RAW_MAGIC = int.from_bytes(MAGIC_NUMBER, "little")
+
+
+class Lookup:
+    """A key and what the cache holds for it: `built` on a hit; on a miss, the versions and their
+    evidence (`checks`) for the rewrite, and the other modules' sources it reads."""
+
+    __slots__ = ("key", "built", "versions", "checks", "others")
+
+    def __init__(self, key: CacheKey, built: Built | None, others: dict[str, tuple[str, bytes] | None],
+                 versions: dict[str, str | None] | None = None, checks: tuple = ()) -> None:
+        self.key = key
+        self.built = built
+        self.others = others
+        self.versions = versions or {}
+        self.checks = checks
+
+
+def lookup(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cache) -> Lookup:
+    """The key for `rules` on this source, and the cached result for it if there is a usable one."""
+    others = other_sources(fullname, rules)
+    key = cache_key(fullname, path, source, rules, others)
+    entry = cache.load(key)
+    if entry is not None:
+        if not evidence_holds(entry.checks):
+            trace(f"{fullname}: a distribution the cached entry depends on changed; rewriting")
+        else:
+            try:
+                code = marshal.loads(entry.code) if entry.code is not None else None
+                outcomes = [oc.Outcome.from_tuple(t, from_cache=True) for t in entry.outcomes]
+                return Lookup(key, Built(code, outcomes, entry.spans), others)
+            except Exception as error:
+                trace(f"{fullname}: cached entry unusable ({error}); rewriting")
+    versions, checks = environment(path, rules)
+    return Lookup(key, None, others, versions, checks)

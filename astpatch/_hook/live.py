@@ -13,7 +13,8 @@ from __future__ import annotations
 import types
 
 from .._base import outcomes as oc
-from .._engine.pipeline import build, show_patched_source
+from .._base.lines import show_patched_source
+from .._engine.pipeline import build
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,5 +97,5 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
         import os
 
         st = os.stat(path)
-        show_patched_source(path, {"size": st.st_size, "mtime": st.st_mtime}, source, spans)
+        show_patched_source(path, st.st_size, st.st_mtime, source, spans)
     return result

@@ -11,7 +11,9 @@ from __future__ import annotations
 from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
+from .._base.lines import patched_source, show_patched_source
 from .._base.messages import AstpatchError, trace, trace_exception
+from .._engine.cache import lookup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,18 +58,20 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, rules: list) -> CodeType | None:
-        # The pipeline loads at the first target import, not at install().
-        from .._engine.pipeline import build, patched_source, show_patched_source
-
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
         source = self.get_data(path)
-        built = build(fullname, path, source, rules, self._session.cache,
-                      upstream=lambda: SourceFileLoader.get_code(self, fullname))
+        found = lookup(fullname, path, source, rules, self._session.cache)
+        built = found.built
+        if built is None:  # a miss: only now the rewrite engine loads
+            from .._engine.pipeline import build
+
+            built = build(fullname, path, source, rules, self._session.cache,
+                          upstream=lambda: SourceFileLoader.get_code(self, fullname), looked_up=found)
         self._session.report(built.outcomes)
         if built.code is None:
             return None
-        show_patched_source(path, stats, source, built.spans)
+        show_patched_source(path, stats["size"], stats["mtime"], source, built.spans)
         if self._inner is not None:
             return self._inner.source_to_code(patched_source(source, built.spans), path)
         return built.code

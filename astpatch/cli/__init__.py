@@ -10,8 +10,8 @@ import argparse
 import sys
 import warnings
 
+from .._base import __version__
 from .._base.messages import AstpatchWarning
-from .._base.version import __version__
 from ._cache import cmd_cache
 from ._common import EXIT_OK, EXIT_USAGE, UsageError
 from ._inspect import cmd_check, cmd_diff, cmd_list
