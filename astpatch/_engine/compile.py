@@ -3,7 +3,9 @@
 When the edits keep each function's line count (the common case) and the caller has no upstream
 code, the patched text is compiled as is. Otherwise only the edited functions are compiled (at
 their real lines, or past the end of the file when their line count changed, so that every other
-line keeps its number) and swapped into the module's upstream code.
+line keeps its number) and swapped into the module's upstream code. A change outside functions
+compiles the whole patched module, less the definitions it leaves alone, whose code is taken
+from upstream's (`astpatch._engine.skeleton`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import types
 
 from .._base.lines import Span, moved_start, patched_lines
 from .locate import Definition
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ast
 
 
 def compile_module(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
@@ -33,17 +39,19 @@ def compile_module(path: str, lines: list[str], spans: list[Span], edited: list[
     except _ClosureChanged:
         # The enclosing code must create other cells for the new function (it now uses
         # super(), say): compile the whole patched module, so that it does.
-        return compile_remapped(path, lines, spans, optimize)
+        return compile_remapped(path, lines, spans, optimize, upstream)
 
 
-def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: int) -> types.CodeType:
+def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: int,
+                     upstream: types.CodeType | None = None) -> types.CodeType:
     """Compile the whole patched text, numbered as the file is: every line no span touches keeps
     its number, a span that keeps its line count stays in place, and the new lines of any other
     span are numbered past the end of the file, where `linecache_lines` shows them (`moved_to`).
 
     The numbers are set on the parsed tree before compiling, so closures, cells, decorators and
     module-level code come out exactly as a compile of the patched text gives them, on every
-    supported Python, without touching line tables.
+    supported Python, without touching line tables. With `upstream` (the module's own code), the
+    definitions no span touches are not compiled again but taken from it (`astpatch._engine.skeleton`).
     """
     import ast
 
@@ -60,7 +68,28 @@ def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: i
         number.extend(range(first, first + len(span.lines)))
         position = span.end + 1
     number.extend(range(position, len(lines) + 1))
-    tree = ast.parse("".join(patched_lines(lines, spans)), path)
+    patched = patched_lines(lines, spans)
+    tree = ast.parse("".join(patched), path)
+    if upstream is not None and upstream.co_filename == path:  # (its code objects all carry that name)
+        from .skeleton import Skeleton
+
+        skeleton = Skeleton(tree, patched, spans, number, upstream)
+        code = _compile_numbered(tree, path, spans, number, optimize)
+        if not skeleton.stubs:
+            return code
+        if _future_flags(code) == _future_flags(upstream):  # the flags are in every code object
+            filled = skeleton.fill(code)
+            if filled is not None:
+                return filled
+        tree = ast.parse("".join(patched), path)  # compile every definition after all
+    return _compile_numbered(tree, path, spans, number, optimize)
+
+
+def _compile_numbered(tree: ast.Module, path: str, spans: list[Span], number: list[int],
+                      optimize: int) -> types.CodeType:
+    """Number the nodes of the patched module's tree as the file shows them, and compile it."""
+    import ast
+
     last = len(number) - 1
     unchanged = spans[0].start if spans else last + 1  # lines before it are numbered as they are
     statements = [s for s in tree.body if (s.end_lineno or s.lineno) >= unchanged]

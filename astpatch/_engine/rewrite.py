@@ -92,7 +92,7 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         if all(s.function and (s.in_classes or not s.line_delta) for s in spans):
             code = compile_module(path, lines, spans, edited, upstream, optimize)
         else:
-            code = compile_remapped(path, lines, spans, optimize)
+            code = compile_remapped(path, lines, spans, optimize, upstream)
         if upstream is None:
             upstream = compile(text, path, "exec", dont_inherit=True, optimize=optimize)
         missing = unresolved_names(code, upstream)
