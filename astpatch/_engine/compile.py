@@ -151,9 +151,10 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
                       upstream: types.CodeType, optimize: int) -> types.CodeType:
     """Compile only the edited functions and swap them into the module's upstream code.
 
-    Each function is compiled inside empty classes named like its real ones, at its real line
-    and column, with the module's `__future__` flags, so its code object (qualified name,
-    `__class__` cell, name mangling, positions) is the one a full compile would produce.
+    Each function is compiled inside empty classes named like its real ones (or a neutral block
+    when a compound statement indents it at module level), at its real line and column, with the
+    module's `__future__` flags, so its code object (qualified name, `__class__` cell, name
+    mangling, positions) is the one a full compile would produce.
     """
     flags = _future_flags(upstream)
     # The compiler treats `module.attr(...)` differently when `module` is bound by an import at
@@ -165,14 +166,14 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
         first = lines[definition.start - 1]
         indent = first[: len(first) - len(first.lstrip())]
         classes = definition.scopes[:-1]
+        headers = _headers(indent, [name for name, _, _ in classes])
         start = span.moved_to or definition.start
-        padding = start - 1 - len(classes) - (1 if imports else 0)
-        if len(indent) < len(classes) or padding < 0:
+        padding = start - 1 - len(headers or ()) - (1 if imports else 0)
+        if headers is None or padding < 0:  # too shallow for its classes, or too few lines above it
             for other in spans:
                 other.moved_to = 0
             return compile_patched(path, lines, spans, edited, optimize)
-        header = "".join(f"{indent[:i]}class {name}:\n" for i, (name, _, _) in enumerate(classes))
-        text = imports + "\n" * padding + header + "".join(span.lines)
+        text = imports + "\n" * padding + "".join(headers) + "".join(span.lines)
         if not text.endswith("\n"):
             text += "\n"
         wrapper = compile(text, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
@@ -180,6 +181,22 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
             wrapper = next(c for c in wrapper.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
         code = _replace_code(code, [(name, line) for name, line, _ in definition.scopes], wrapper)
     return code
+
+
+def _headers(indent: str, classes: list[str]) -> list[str] | None:
+    """The lines that open the function's enclosing blocks in the wrapper, each shallower than the
+    next and than `indent` (prefixes of it, so tabs and spaces stay consistent); None when its
+    indentation cannot hold them.
+
+    Each class needs its header (its scope gives the qualified name, `__class__`, mangling). A
+    compound statement (`if`, `try`, `with`, a loop, a `match` case) indents what it holds but adds
+    no scope: a function indented under one at module level gets a neutral `if 1:` block, whose body
+    may be indented at any depth, as a class body may.
+    """
+    if len(indent) < len(classes):
+        return None
+    headers = [f"{indent[:i]}class {name}:\n" for i, name in enumerate(classes)]
+    return headers if headers or not indent else ["if 1:\n"]
 
 
 def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
