@@ -280,6 +280,8 @@ def test_a_two_module_rule_is_cached_and_its_key_covers_both_modules(tmp_path):
     cold = scene.python(program).json()
     assert cold["outcomes"] == [["parsing", "applied", False], ["settings", "applied", False]]
     assert cold["clean"] is True and cold["words"] == ["a", "b"]
+    # Diff hunks are text edits, on a function too: the cold rewrite imports no libcst either.
+    assert cold["libcst"] is False
     warm = scene.python(program).json()
     assert warm["outcomes"] == [["parsing", "applied", True], ["settings", "applied", True]]
     assert warm["libcst"] is False and warm["words"] == ["a", "b"]

@@ -11,6 +11,8 @@ from .parts import Part, gate_reason, outcome
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import libcst as cst
 
     from .locate import Definition
@@ -21,30 +23,56 @@ class Unlocatable(Exception):
 
 
 class _Function:
-    """A function's source, parsed by libcst at its own indentation.
+    """A function's source, parsed by libcst at its own indentation when an edit asks for the node.
 
     An indented function cannot be parsed on its own; under `if 1:` it can, so every line
-    (strings and comments included) is kept exactly.
+    (strings and comments included) is kept exactly. Edits that work on the text never parse it
+    with libcst, so they cost no libcst import; `ast` checks that the text is one function.
     """
 
     def __init__(self, code: str) -> None:
-        import libcst as cst
-
         if not code.endswith("\n"):
             code += "\n"
         self.header = "if 1:\n" if code[:1].isspace() else ""
-        self.wrapper = cst.parse_module(self.header + code)
-        body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[union-attr]
-        self.node = next(n for n in body if isinstance(n, cst.FunctionDef))
         self.code = code
+        self.wrapper: cst.Module | None = None
+        self._node: cst.FunctionDef | None = None
+        _check_one_function(self.header + code)
+
+    @property
+    def node(self) -> cst.FunctionDef:
+        if self._node is None:
+            import libcst as cst
+
+            self.wrapper = cst.parse_module(self.header + self.code)
+            body = self.wrapper.body[0].body.body if self.header else self.wrapper.body  # type: ignore[union-attr]
+            self._node = next(n for n in body if isinstance(n, cst.FunctionDef))
+        return self._node
 
     def with_node(self, node: cst.FunctionDef) -> str:
         """The function's source with `node` in place of the parsed one."""
         import libcst as cst
 
-        replaced = self.wrapper.deep_replace(self.node, node)
+        original = self.node
+        assert self.wrapper is not None
+        replaced = self.wrapper.deep_replace(original, node)
         assert isinstance(replaced, cst.Module)
         return replaced.code[len(self.header):]
+
+
+def _node_of(function: _Function) -> Callable[[], cst.FunctionDef]:
+    return lambda: function.node
+
+
+def _check_one_function(text: str) -> None:
+    """Raise SyntaxError unless `text` (under its `if 1:` header, if any) is exactly one function."""
+    import ast
+
+    body = ast.parse(text).body
+    if len(body) == 1 and isinstance(body[0], ast.If):
+        body = body[0].body
+    if len(body) != 1 or not isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise SyntaxError("the text is not one function definition")
 
 
 def _run(part: Part, target: Target, module: str) -> tuple[object, str | None]:
@@ -68,10 +96,10 @@ def edit_function(lines: list[str], definition: Definition, qualname: str, modul
     original = "".join(lines[definition.start - 1 : definition.end])
     try:
         function = _Function(original)
-    except Exception as error:  # libcst may not know every syntax the interpreter does
+    except SyntaxError as error:
         if strict_span:
             raise Unlocatable(qualname) from error
-        reason = f"libcst cannot parse {qualname}: {type(error).__name__}: {str(error).splitlines()[0]}"
+        reason = f"{qualname} does not parse as one function: {str(error).splitlines()[0]}"
         return [outcome(part, module, versions, oc.FAILED, reason) for part in parts], None
 
     outcomes = []
@@ -79,7 +107,7 @@ def edit_function(lines: list[str], definition: Definition, qualname: str, modul
     for part in parts:
         if edited is not None:
             function, edited = _Function(edited), None
-        result, raised = _run(part, Target(function.node, qualname, module, function.code), module)
+        result, raised = _run(part, Target(None, qualname, module, function.code, _node_of(function)), module)
         if raised is not None:
             outcomes.append(outcome(part, module, versions, oc.FAILED, raised))
             continue
@@ -95,9 +123,9 @@ def edit_function(lines: list[str], definition: Definition, qualname: str, modul
             candidate = code if code is not None else function.with_node(result.node)  # type: ignore[attr-defined]
             if code is not None:
                 try:
-                    _Function(candidate)  # text from an edit: it must still be one function libcst reads
-                except Exception as error:
-                    reason = f"the edit {part.edit.kind} produced code libcst cannot parse: {error}"
+                    _Function(candidate)  # text from an edit: it must still be one function
+                except SyntaxError as error:
+                    reason = f"the edit {part.edit.kind} produced code that is not one function: {error}"
                     outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
                     continue
             edited = candidate
@@ -123,7 +151,7 @@ def edit_text(lines: list[str], start: int, end: int, qualname: str, module: str
     diff makes them, so every line the edit did not touch keeps its number.
     """
     original = "".join(lines[start - 1 : end])
-    result, raised = _run(part, Target(None, qualname, module, original), module)  # type: ignore[arg-type]
+    result, raised = _run(part, Target(None, qualname, module, original), module)
     if raised is not None:
         return outcome(part, module, versions, oc.FAILED, raised), []
     status = getattr(result, "status", None)

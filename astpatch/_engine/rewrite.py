@@ -56,11 +56,6 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
     if timings is None:
         timings = {}
     parts = [Part(rule, change) for rule in rules for change in rule.changes_in(module)]
-    if any(p.target for p in parts):  # functions are edited through libcst; text scopes need none
-        started = time.perf_counter()
-        import libcst  # noqa: F401  (imported here so its cost is measured apart)
-
-        timings["libcst import"] = time.perf_counter() - started
     lines = split_lines(text)
     excluded: set[str] = set()
     first: dict[int, oc.Outcome] | None = None

@@ -26,6 +26,7 @@ from .._base.outcomes import ALREADY_FIXED, APPLIED
 
 TYPE_CHECKING = False  # typing is not imported at run time: rule files load at start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     import libcst as cst
@@ -39,16 +40,25 @@ class Target:
     """The function an edit works on: as a libcst node, and as its exact source text.
 
     `code` is the function as it stands in the file (after any earlier rule's edit), from its
-    first decorator to its last line, at its original indentation.
+    first decorator to its last line, at its original indentation. `node` is parsed from it by
+    libcst on first use (`parse`), so an edit that works on the text costs no libcst import.
     """
 
-    __slots__ = ("node", "qualname", "module", "code")
+    __slots__ = ("_node", "_parse", "qualname", "module", "code")
 
-    def __init__(self, node: cst.FunctionDef, qualname: str, module: str, code: str = "") -> None:
-        self.node = node
+    def __init__(self, node: cst.FunctionDef | None, qualname: str, module: str, code: str = "",
+                 parse: Callable[[], cst.FunctionDef] | None = None) -> None:
+        self._node = node
+        self._parse = parse
         self.qualname = qualname
         self.module = module
         self.code = code
+
+    @property
+    def node(self) -> cst.FunctionDef:
+        if self._node is None and self._parse is not None:
+            self._node = self._parse()
+        return self._node  # type: ignore[return-value]
 
 
 class EditResult:
