@@ -201,7 +201,7 @@ def pytest_runtest_logreport(report):
 
 # Markers for tests that need a newer Python than the oldest supported: deselected (as `-m` does),
 # never skipped, on older interpreters, so that a skip always means something did not run.
-NEEDS_PYTHON = {"python311": (3, 11)}
+NEEDS_PYTHON = {"python311": (3, 11), "python312": (3, 12)}
 
 
 def installed() -> bool:

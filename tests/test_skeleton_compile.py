@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import dis
-import sys
 import textwrap
 import types
 
@@ -263,7 +262,7 @@ def test_an_upstream_of_other_text_is_not_used():
         assert find(fast, "Child") is not find(other, "Child")
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="type parameters are Python 3.12 syntax")
+@pytest.mark.python312  # type parameters are Python 3.12 syntax
 def test_generic_definitions_are_compiled_whole():
     before = BASE + textwrap.dedent('''\
 
