@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ._base.messages import AstpatchError, AstpatchWarning
     from ._base.outcomes import Outcome
     from ._hook.installation import Installation, applied, install, uninstall
+    from ._hook.keys import key_with_rules
+    from ._model.cache_keys import KeyWithRules
     from ._model.edit import Edit, EditResult, Target
     from ._model.except_clauses import AddExceptClause, AddExceptTypes
     from ._model.hunks import ApplyHunks, Hunk
@@ -40,6 +42,7 @@ _EXPORTS = {
     "EditResult": "._model.edit",
     "Hunk": "._model.hunks",
     "Installation": "._hook.installation",
+    "KeyWithRules": "._model.cache_keys",
     "Outcome": "._base.outcomes",
     "Rule": "._model.rule",
     "RuleError": "._model.rule",
@@ -47,13 +50,14 @@ _EXPORTS = {
     "__version__": "._base",
     "applied": "._hook.installation",
     "install": "._hook.installation",
+    "key_with_rules": "._hook.keys",
     "uninstall": "._hook.installation",
 }
 
 __all__ = [
     "AddExceptClause", "AddExceptTypes", "ApplyHunks", "AstpatchError", "AstpatchWarning", "Change", "Edit", "EditResult",
-    "Hunk", "Installation", "Outcome", "Rule", "RuleError", "Target", "__version__", "applied", "install",
-    "uninstall",
+    "Hunk", "Installation", "KeyWithRules", "Outcome", "Rule", "RuleError", "Target", "__version__", "applied",
+    "install", "key_with_rules", "uninstall",
 ]
 
 

@@ -159,6 +159,11 @@ def _arguments(rules: Iterable[Rule | str | os.PathLike[str]] | None, cache_dir:
     return asked, os.fspath(cache_dir) if isinstance(cache_dir, os.PathLike) else cache_dir, bool(strict)
 
 
+def current() -> Installation | None:
+    """The active installation, if any."""
+    return _current
+
+
 def uninstall() -> None:
     """Remove astpatch's finder, if installed."""
     with _lock:

@@ -21,15 +21,36 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def _function(module: types.ModuleType, qualname: str) -> types.FunctionType | None:
+def _function(module: types.ModuleType, qualname: str) -> tuple[object, types.FunctionType | None]:
+    """What the module's attribute `qualname` holds, and the function defined there: the object
+    itself, or one a decorator keeps (in `__wrapped__` or in its closure, as `functools` and
+    hand-written caching decorators do)."""
     obj: object = module
     for part in qualname.split("."):
         namespace = getattr(obj, "__dict__", None)
         if namespace is None or part not in namespace:
-            return None
+            return None, None
         obj = namespace[part]
-    obj = getattr(obj, "__func__", obj)  # staticmethod, classmethod
-    return obj if isinstance(obj, types.FunctionType) else None
+    holder = obj
+    name = qualname.rpartition(".")[2]
+    candidates = [getattr(obj, "__func__", obj)]  # staticmethod, classmethod
+    for _ in range(4):  # decorators within decorators, a few deep
+        for candidate in candidates:
+            if isinstance(candidate, types.FunctionType) and candidate.__code__.co_name == name:
+                return holder, candidate
+        candidates = [inner for c in candidates for inner in _kept(c)]
+    return holder, None
+
+
+def _kept(obj: object) -> list[object]:
+    """The callables a decorator's object keeps: `__wrapped__`, and its closure's functions."""
+    kept = [getattr(obj, "__wrapped__", None)]
+    for cell in getattr(obj, "__closure__", None) or ():
+        try:
+            kept.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return [k for k in kept if callable(k)]
 
 
 def _code_objects(code: types.CodeType):  # type: ignore[no-untyped-def]
@@ -77,7 +98,7 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
         if o.status != oc.APPLIED:
             result.append(o)
             continue
-        function = _function(module, rule.target) if len(rule.changes) == 1 else None
+        holder, function = _function(module, rule.target) if len(rule.changes) == 1 else (None, None)
         new = _patched_code_for(code, function.__code__, spans) if function is not None else None
         if len(rule.changes) != 1:
             reason = (f"{late}, and the rule changes more than one function (its module's top level, a class, "
@@ -88,6 +109,7 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
             reason = f"{late}, and the patched {rule.target} needs other closure variables than the live one. {how_to_fix}"
         else:
             function.__code__ = new
+            rule.changes[0].edit.live_applied(holder)
             result.append(oc.Outcome(o.rule_id, name, oc.APPLIED,
                                      f"{o.reason}; applied to the live function because {late}",
                                      o.from_cache, o.version))

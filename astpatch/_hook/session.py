@@ -68,6 +68,24 @@ class Session:
                 break
         return late
 
+    def outcome_before_import(self, rule: Rule) -> oc.Outcome | None:
+        """The outcome the import of `rule`'s first module will have, decided now from its source
+        (a cache lookup, or a rewrite whose entry the import then finds); None when that module
+        is already imported, or has no source file."""
+        import sys
+
+        module = rule.modules[0]
+        if module in sys.modules:
+            return None  # imported before install() and not patched live: it runs upstream's code
+        from .._base.modulefiles import SourceNotFound, locate
+        from .._engine.pipeline import build_file
+
+        try:
+            built = build_file(module, locate(module), self.rules.for_module(module), self.cache)
+        except (SourceNotFound, OSError):
+            return None
+        return next((o for o in built.outcomes if o.rule_id == rule.id), None)
+
     def report(self, outcomes: list[oc.Outcome]) -> None:
         """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
         oc.record(outcomes)

@@ -115,6 +115,11 @@ class Edit(abc.ABC):
     def fingerprint(self) -> str:
         return f"{self.kind}{sorted(self.params().items())!r}{_code_identity(type(self))}"
 
+    def live_applied(self, holder: object) -> None:  # noqa: B027 - a hook with nothing to do by default
+        """Called after the edited function of a module imported before `install()` got its new
+        code (`holder` is what the module's attribute holds: the function, or a decorator's
+        object around it)."""
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{self.kind}({args})"

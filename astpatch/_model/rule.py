@@ -175,6 +175,15 @@ class Rule:
         return tuple(dict.fromkeys(c.module for c in self.changes))
 
     @property
+    def key_package(self) -> str | None:
+        """For a rule that only makes a cache key carry the rules applied to a package (see
+        `astpatch._model.cache_keys`), that package; None for any other rule."""
+        from .cache_keys import KeyWithRules
+
+        packages = {c.edit.package for c in self.changes if isinstance(c.edit, KeyWithRules)}
+        return packages.pop() if len(packages) == 1 and all(isinstance(c.edit, KeyWithRules) for c in self.changes) else None
+
+    @property
     def module(self) -> str:
         """The first module the rule changes."""
         return self.changes[0].module

@@ -66,6 +66,7 @@ class RuleSet:
         self._by_id: dict[str, Rule] = {}
         self._by_module: dict[str, list[Rule]] = {}
         self._pending: dict[str, list[Plugin]] = {}  # target module -> entry points not imported yet
+        self._waiting_key_rules: list[Rule] = []  # in force once another rule targets their package
         self.seen_ids: set[str] = set()  # every id loaded, disabled or not
 
     def load(self, sources: Iterable[Rule | str | os.PathLike[str]]) -> None:
@@ -97,14 +98,37 @@ class RuleSet:
                 continue
             self._by_id[rule.id] = rule
             self.rules.append(rule)
-            for module in rule.modules:
-                self._by_module.setdefault(module, []).append(rule)
+            if rule.key_package is not None:
+                self._waiting_key_rules.append(rule)
+            else:
+                self._target(rule)
+        self._activate_key_rules()
+
+    def _target(self, rule: Rule) -> None:
+        for module in rule.modules:
+            self._by_module.setdefault(module, []).append(rule)
+
+    def _activate_key_rules(self) -> None:
+        """Put in force the key rules (see `astpatch._model.cache_keys`) whose package another rule
+        in force, or an indexed entry point, targets: only then can a patch change their key."""
+        for rule in list(self._waiting_key_rules):
+            if any(_in(m, rule.key_package) for m in self._pending) or any(  # type: ignore[arg-type]
+                    _in(m, rule.key_package) for r in self.rules if r.key_package is None for m in r.modules):  # type: ignore[arg-type]
+                self._waiting_key_rules.remove(rule)
+                self._target(rule)
+
+    def rules_in_package(self, package: str) -> list[Rule]:
+        """The rules in force on modules of `package`, key rules aside; pending entry points load first."""
+        for module in [m for m in self._pending if _in(m, package)]:
+            self.for_module(module)
+        return [r for r in self.rules if r.key_package is None and any(_in(m, package) for m in r.modules)]
 
     def add_pending(self, plugins: Iterable[Plugin]) -> None:
         """Entry points known from the index: their targets now, their rules when a target is imported."""
         for plugin in plugins:
             for module in plugin.targets:
                 self._pending.setdefault(module, []).append(plugin)
+        self._activate_key_rules()
 
     def modules(self) -> frozenset[str]:
         """Every module a rule targets, pending entry points' included."""
@@ -137,3 +161,7 @@ class RuleSet:
                 raise UnknownRule(f"no rule has the id or module {name!r} (known rule ids: {known})")
             chosen.extend(r for r in matched if r not in chosen)
         return chosen
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
