@@ -97,14 +97,14 @@ class RuleSet:
                     self.report(duplicate_id(rule, first))
                 continue
             self._by_id[rule.id] = rule
-            self.rules.append(rule)
             if rule.key_package is not None:
                 self._waiting_key_rules.append(rule)
             else:
-                self._target(rule)
+                self._put_in_force(rule)
         self._activate_key_rules()
 
-    def _target(self, rule: Rule) -> None:
+    def _put_in_force(self, rule: Rule) -> None:
+        self.rules.append(rule)
         for module in rule.modules:
             self._by_module.setdefault(module, []).append(rule)
 
@@ -115,7 +115,7 @@ class RuleSet:
             if any(_in(m, rule.key_package) for m in self._pending) or any(  # type: ignore[arg-type]
                     _in(m, rule.key_package) for r in self.rules if r.key_package is None for m in r.modules):  # type: ignore[arg-type]
                 self._waiting_key_rules.remove(rule)
-                self._target(rule)
+                self._put_in_force(rule)
 
     def rules_in_package(self, package: str) -> list[Rule]:
         """The rules in force on modules of `package`, key rules aside; pending entry points load first."""

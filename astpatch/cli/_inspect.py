@@ -26,6 +26,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "id": r.id, "summary": r.summary, "module": r.module, "target": r.target, "gate": r.gate,
         "upstream": r.upstream, "origin": r.origin, "edit": r.edit.describe(),
         "outcome": outcomes[r.id].status, "reason": outcomes[r.id].reason, "version": outcomes[r.id].version,
+        **({"key_carries": _carried(r, rules, outcomes)} if r.key_package is not None else {}),
     } for r in rules]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -37,9 +38,19 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  gate:     {row['gate'] or '(none)'}")
             print(f"  upstream: {row['upstream']}")
             print(f"  why:      {row['reason']}")
+            if "key_carries" in row:
+                carried = ", ".join(row["key_carries"])  # type: ignore[arg-type]
+                print(f"  key:      carries {carried}" if carried else "  key:      upstream's own: no rule applies there")
         if not rows:
             print("no rules")
     return EXIT_FINDING if any(row["outcome"] in oc.PROBLEMS for row in rows) else EXIT_OK
+
+
+def _carried(key_rule: Rule, rules: list[Rule], outcomes: dict[str, oc.Outcome]) -> list[str]:
+    """The rules whose fingerprints a key rule's key carries: those applied to its package."""
+    package = key_rule.key_package or ""
+    return [r.id for r in rules if r.key_package is None and outcomes[r.id].status == oc.APPLIED
+            and any(m == package or m.startswith(package + ".") for m in r.modules)]
 
 
 def _colour(line: str) -> str:
