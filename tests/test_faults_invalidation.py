@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from conftest import PICKLER_SOURCE, RULE_FILE
 from scenario import PATCHED, UPSTREAM, Scenario, gated
@@ -118,6 +119,9 @@ def test_a_hit_checks_the_versions_without_looking_them_up(tmp_path):
     """A warm process verifies the gated distribution's version by the evidence recorded with the
     entry (a stat of its METADATA), without listing directories or reading metadata again."""
     s = Scenario(tmp_path, gate="pickledist<2", version="1.0")
+    # A METADATA written within the last two seconds is no evidence yet (it could change again
+    # within the file system's timestamp granularity): the version is then looked up at each hit.
+    time.sleep(2.1)
     s.run().assert_patched(from_cache=False)
     no_lookups = ("import astpatch._base.metadata as m\n"
                   "def refuse(*args, **kwargs): raise AssertionError('a version lookup on a hit')\n"
@@ -139,3 +143,40 @@ def test_the_gated_distribution_installed_later(tmp_path):
     s.install_dist("1.0")
     s.run().assert_patched(from_cache=False)
     s.run().assert_patched(from_cache=True)
+
+
+def test_a_distribution_rewritten_with_its_size_and_mtime_kept(tmp_path):
+    """A METADATA rewritten to the same size with its mtime put back: its inode change time
+    (which no program can set) is part of the evidence, so the version is looked up again."""
+    s = Scenario(tmp_path, gate="pickledist<2", version="1.0")
+    time.sleep(2.1)  # past the racy window (see below), so the entry's evidence is a stat
+    s.run().assert_patched(from_cache=False)
+    metadata = s.install_dist("1.0") / "METADATA"
+    recorded = metadata.stat()
+    s.install_dist("2.0")  # same size, same inode
+    os.utime(metadata, ns=(recorded.st_atime_ns, recorded.st_mtime_ns))
+    run = s.run()
+    assert run["outcomes"] == [["not-applicable", False]] and run["output"] == UPSTREAM
+
+
+def test_a_status_recorded_just_after_a_change_is_no_evidence(tmp_path):
+    """Within the file system's timestamp granularity a file can change again with its size and
+    times unchanged (git's "racy" entries): a METADATA changed less than two seconds before is
+    vouched for by its version, looked up again at a hit, and later by its status."""
+    import sys
+
+    from astpatch._base.metadata import evidence_holds, find_version
+    from conftest import install_dist
+
+    install_dist(tmp_path, "racydist", "1.0")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        version, evidence = find_version("racydist")
+        assert version == "1.0" and [e[0] for e in evidence] == ["version"] and evidence_holds(evidence)
+        time.sleep(2.1)
+        version, evidence = find_version("racydist")
+        assert version == "1.0" and [e[0] for e in evidence] == ["stat"] and evidence_holds(evidence)
+        install_dist(tmp_path, "racydist", "2.0")
+        assert not evidence_holds(evidence)
+    finally:
+        sys.path.remove(str(tmp_path))

@@ -92,18 +92,31 @@ def installed_version(distribution: str, near: str | None = None) -> str | None:
     return find_version(distribution, near)[0]
 
 
-# Evidence for a version: ("stat", path, mtime_ns, size, inode) of a file or directory that decided
-# it (None for each when it does not exist), or ("version", distribution, near, version) where
-# only asking again can tell.
+# Evidence for a version: ("stat", path, mtime_ns, ctime_ns, size, inode) of a file or directory
+# that decided it (None for each when it does not exist), or ("version", distribution, near,
+# version) where only asking again can tell.
 Evidence = tuple
+
+# A file changed less than this long before its status was recorded may change again within the
+# file system's timestamp granularity without its status changing (git's "racy" entries): its
+# status is no evidence then.
+_RACY_NS = 2_000_000_000
 
 
 def _stat(path: str) -> Evidence:
     try:
         st = os.stat(path)
     except OSError:
-        return ("stat", path, None, None, None)
-    return ("stat", path, st.st_mtime_ns, st.st_size, st.st_ino)
+        return ("stat", path, None, None, None, None)
+    return ("stat", path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _settled(evidence: Evidence) -> bool:
+    """Whether a recorded status can vouch for the file: it exists and has not changed just now."""
+    import time
+
+    changed = max(evidence[2] or 0, evidence[3] or 0)
+    return evidence[2] is not None and time.time_ns() - changed >= _RACY_NS
 
 
 def find_version(distribution: str, near: str | None = None) -> tuple[str | None, tuple[Evidence, ...]]:
@@ -122,7 +135,10 @@ def find_version(distribution: str, near: str | None = None) -> tuple[str | None
         directory = metadata_dir(entry, wanted)
         version, path = _read_version(directory) if directory is not None else (None, "")
         if version is not None:
-            return version, (_stat(path),)
+            evidence = _stat(path)
+            if _settled(evidence):
+                return version, (evidence,)
+            return version, (("version", distribution, near, version),)
     try:
         from importlib import metadata
     except ImportError:  # pragma: no cover - always present on 3.10+
@@ -131,7 +147,10 @@ def find_version(distribution: str, near: str | None = None) -> tuple[str | None
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         # Not installed: that holds while no directory it could be installed into changes.
-        return None, tuple(_stat(os.path.abspath(entry or ".")) for entry in dict.fromkeys(entries))
+        listed = tuple(_stat(os.path.abspath(entry or ".")) for entry in dict.fromkeys(entries))
+        if all(_settled(e) or e[2] is None for e in listed):
+            return None, listed
+        version = None
     return version, (("version", distribution, near, version),)
 
 
