@@ -114,6 +114,9 @@ def tree(code, prefix=""):
             out.update(tree(const, name + "."))
     return out
 
+def line_numbers(code):
+    return {line for _, _, line in code.co_lines()}
+
 plain, patched = tree(upstream), tree(executed)
 try:
     dumps(codecache.FxGraphCachePickler(__import__("torch").fx.symbolic_trace(__import__("torch").nn.Identity())),
@@ -137,6 +140,7 @@ print(json.dumps({
     "only_patched": sorted(set(patched) - set(plain)),
     "file_lines": sum(1 for _ in open(path, encoding="utf-8")),
     "differing_lines": sorted(n for n in plain if n in patched and list(plain[n].co_lines()) != list(patched[n].co_lines())),
+    "moved_lines": sorted(n for n in plain if n in patched and line_numbers(plain[n]) != line_numbers(patched[n])),
     "module_level_equal": executed.co_code == upstream.co_code and list(executed.co_lines()) == list(upstream.co_lines()),
     "dumps_is_executed": dumps.__code__ == next(c for n, c in patched.items() if n.startswith("FxGraphCachePickler@") and n.rsplit(".", 1)[-1].startswith("dumps@")),
     "getsourcelines_start": inspect.getsourcelines(dumps)[1],
@@ -168,3 +172,70 @@ print(json.dumps({
     "outcomes": [o.as_dict() for o in astpatch.applied()],
 }))
 """
+
+# A tiny torch.compile on the CPU with the local FX graph and AOTAutograd caches on, in the
+# TORCHINDUCTOR_CACHE_DIR of the environment (see inductor_env): what the caches did, whether the
+# wrapper code inductor ran (read on a hit too) has the marker line, and torch_key().
+# argv: how astpatch comes in ("none": not at all; "install": install() before torch is imported;
+# "late": torch and its codecache imported and torch_key() memoised before install()), astpatch's
+# cache directory, then the rule files to install besides the shipped ones.
+KEYED_COMPILE = r'''
+import json, sys, time
+started = time.monotonic()
+how, cache, rules = sys.argv[1], sys.argv[2], sys.argv[3:]
+report = {}
+if how == "install":
+    import astpatch
+    astpatch.install(rules=rules, cache_dir=cache)
+import torch
+import torch._inductor.codecache as codecache
+if how == "late":
+    report["key_before_install"] = codecache.torch_key().hex()
+    report["wrapper_imported_before_install"] = "torch._inductor.codegen.wrapper" in sys.modules
+    import astpatch
+    astpatch.install(rules=rules, cache_dir=cache)
+import torch._functorch.config as functorch_config
+import torch._inductor.config as config
+from torch._dynamo.utils import counters
+from torch._inductor.utils import run_and_get_code
+
+config.fx_graph_cache = True
+config.fx_graph_remote_cache = False
+config.force_disable_caches = False
+functorch_config.enable_autograd_cache = True
+functorch_config.enable_remote_autograd_cache = False
+# Computed before the compile imports inductor's code generation (a rule there is not applied yet).
+report["torch_key"] = codecache.torch_key().hex()
+
+def f(x):
+    return torch.sin(x) * 2 + x
+
+x = torch.randn(16)
+out, codes = run_and_get_code(torch.compile(f, backend="inductor"), x)
+torch.testing.assert_close(out, f(x))
+codecache.torch_key.clear()  # computed again, now that every module the compile needs is imported
+report.update({
+    "torch_key_after_compile": codecache.torch_key().hex(),
+    "fxgraph": {k: v for k, v in counters["inductor"].items() if k.startswith("fxgraph_cache")},
+    "autograd": {k: v for k, v in counters["aot_autograd"].items() if k.startswith("autograd_cache")},
+    "codes": len(codes),
+    "marked": sum("# astpatch-marker" in code for code in codes),
+    "outcomes": [o.as_dict() for o in astpatch.applied()] if how != "none" else None,
+    "astpatch_imported": "astpatch" in sys.modules,
+    "seconds": round(time.monotonic() - started, 1),
+})
+print(json.dumps(report))
+'''
+
+
+def inductor_env(cache_dir: str) -> dict[str, str]:
+    """The environment of a compile that must use the local caches in `cache_dir`: no inductor or
+    compile settings from outside the test (TORCHINDUCTOR_FORCE_DISABLE_CACHES would win over the
+    program's config), the FX graph and AOTAutograd caches forced on, and no compile workers
+    (one process, and seconds saved)."""
+    from conftest import clean_env
+
+    env = {k: v for k, v in clean_env().items() if not k.startswith(("TORCHINDUCTOR_", "TORCH_COMPILE_"))}
+    env.update(TORCHINDUCTOR_CACHE_DIR=cache_dir, TORCHINDUCTOR_FX_GRAPH_CACHE="1", TORCHINDUCTOR_AUTOGRAD_CACHE="1",
+               TORCHINDUCTOR_COMPILE_THREADS="1")
+    return env
