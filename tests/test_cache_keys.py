@@ -382,3 +382,45 @@ def test_a_key_function_imported_before_install_is_patched_live_and_its_memo_dro
     assert reason.endswith("applied to the live function because fakepkg.keys was imported before astpatch.install()")
     assert report["key"] == report["key_after_imports"] == expected(UPSTREAM_KEY, work)
     assert report["calls"] == 3  # before install(), after it (the memo was dropped), after clear()
+
+
+def test_a_returned_yield_keeps_its_parentheses():
+    """`return (yield)`: the parentheses are outside the value; it gets its own as an argument."""
+    assert_edit(
+        '''
+        def key():
+            return (yield)
+        ''',
+        f'''
+        def key():
+            return ({WRAP}((yield), "pkg"))
+        ''',
+        EDIT)
+
+
+UNINSTALLED = r'''
+import json, sys
+import astpatch
+with astpatch.install(rules=sys.argv[2:], cache_dir=sys.argv[1]):
+    import fakepkg.keys, fakepkg.work
+    inside = fakepkg.keys.source_key().hex()
+fakepkg.keys.source_key.clear()
+print(json.dumps({"after": fakepkg.keys.source_key().hex(), "inside": inside, "answer": fakepkg.work.answer(),
+                  "tuple": list(astpatch.key_with_rules((1, "a"), "fakepkg"))}))
+'''
+
+
+def test_the_key_holds_after_uninstall_while_the_patched_code_runs(scene):
+    """Leaving `with install():` removes the finder, not the patched code: the key still carries
+    the rules applied (a module not imported yet would now be imported unpatched, and does not count).
+    A tuple key keeps its items and gets the digest appended."""
+    key, work = key_rule_file(scene), rule_file(scene, "fakepkg-work")
+    later = rule_file(scene, "fakepkg-later", module="fakepkg.later")
+    report = scene.python(UNINSTALLED, str(scene.cache), str(key), str(work), str(later)).json()
+    assert report["answer"] == "patched"
+    # Installed, the rule on fakepkg.later (not imported yet) counts: its import would apply it.
+    assert report["inside"] == expected(UPSTREAM_KEY, work, later)
+    # Uninstalled, that import would not: only the rule the running code has counts.
+    assert report["after"] == expected(UPSTREAM_KEY, work)
+    digest = expected(repr((1, "a")).encode(), work)
+    assert report["tuple"] == [1, "a", digest]

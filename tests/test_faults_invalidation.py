@@ -166,6 +166,7 @@ def test_a_status_recorded_just_after_a_change_is_no_evidence(tmp_path):
     import sys
 
     from astpatch._base.metadata import evidence_holds, find_version
+
     from conftest import install_dist
 
     install_dist(tmp_path, "racydist", "1.0")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _lock = _thread.RLock()
 _current: Installation | None = None
+_latest: Installation | None = None  # the last one installed, active or not: its code may still run
 
 
 class Installation:
@@ -104,7 +105,7 @@ def install(
     Calling it again while installed returns the same handle and installs nothing more; when
     the second call asks for something else, one warning says that it was ignored.
     """
-    global _current
+    global _current, _latest
     arguments = _arguments(rules, cache_dir, strict)
     with _lock:
         if _current is not None and _current.active:
@@ -144,7 +145,7 @@ def install(
             installation.finder.discover_first()
         trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {store.directory}")
         sys.meta_path.insert(0, installation.finder)
-        _current = installation
+        _current = _latest = installation
         for module in sorted(installation.targets & sys.modules.keys()):
             # Imported too early to be rewritten: patch its live functions if that is sound.
             from .live import patch_imported_module
@@ -162,6 +163,12 @@ def _arguments(rules: Iterable[Rule | str | os.PathLike[str]] | None, cache_dir:
 def current() -> Installation | None:
     """The active installation, if any."""
     return _current
+
+
+def latest() -> Installation | None:
+    """The installation made last, even if uninstalled since: the modules it patched still run
+    its code."""
+    return _latest
 
 
 def uninstall() -> None:

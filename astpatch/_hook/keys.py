@@ -17,28 +17,45 @@ if TYPE_CHECKING:
     from .session import Session
 
 
-def key_with_rules(value: bytes | str, package: str) -> bytes | str:
-    """`value` when no rule is applied to a module of `package` in this process; otherwise the
-    SHA-256 of it and of the applied rules' fingerprints (bytes for bytes, hex for a string)."""
-    current = installation.current()
-    fingerprints = applied_fingerprints(current.session, package) if current is not None else []
+def key_with_rules(value: object, package: str) -> object:
+    """`value` when no rule is applied to a module of `package` in this process. Otherwise the
+    SHA-256 of it and of the applied rules' fingerprints: bytes for bytes, a hex string for a
+    string, and a tuple gets the hex digest appended; a value of another type cannot carry the
+    rules and is returned as it is, with one warning."""
+    made = installation.latest()
+    fingerprints = applied_fingerprints(made.session, package, evaluate=made.active) if made is not None else []
     if not fingerprints:
         return value
     import hashlib
 
-    digest = hashlib.sha256(value if isinstance(value, bytes) else str(value).encode("utf-8"))
+    if not isinstance(value, (bytes, str, tuple)):
+        if package not in _untyped:
+            _untyped.add(package)
+            made.session.report_problem(  # type: ignore[union-attr]
+                f"astpatch: a key of {package}'s caches is a {type(value).__name__}, which cannot carry the rules "
+                f"applied to {package}; the caches keyed by it may serve artifacts made without them.")
+        return value
+    data = value if isinstance(value, bytes) else value.encode("utf-8") if isinstance(value, str) else repr(value).encode()
+    digest = hashlib.sha256(data)
     for fingerprint in fingerprints:
         digest.update(b"\0astpatch\0" + fingerprint.encode("utf-8"))
-    return digest.digest() if isinstance(value, bytes) else digest.hexdigest()
+    if isinstance(value, bytes):
+        return digest.digest()
+    return digest.hexdigest() if isinstance(value, str) else (*value, digest.hexdigest())
 
 
-def applied_fingerprints(session: Session, package: str) -> list[str]:
-    """The fingerprints of the rules applied (or to be applied at import) to modules of `package`, sorted."""
+_untyped: set[str] = set()  # packages a key of another type was met for (warned once)
+
+
+def applied_fingerprints(session: Session, package: str, evaluate: bool = True) -> list[str]:
+    """The fingerprints of the rules applied to modules of `package`, sorted; with `evaluate`, those
+    that will be applied when a module not imported yet is imported too (an installation that is
+    no longer active patches no further import)."""
     recorded = {(o.rule_id, o.module): o for o in oc.recorded()}
     found = []
     for rule in session.rules.rules_in_package(package):
         outcome = next((recorded[(rule.id, m)] for m in rule.modules if (rule.id, m) in recorded), None)
-        if outcome is None:
+        if outcome is None and evaluate:
             outcome = session.outcome_before_import(rule)
         if outcome is not None and outcome.status == oc.APPLIED:
             found.append(rule.fingerprint())

@@ -60,7 +60,9 @@ class KeyWithRules(Edit):
                 return EditResult.already_fixed(f"its returns already pass through {CALL}")
             return EditResult.no_match(f"{target.qualname} returns no value")
         for value in sorted(todo, key=lambda v: (v.lineno, v.col_offset), reverse=True):
-            inner = isinstance(value, ast.Tuple)  # `return a, b`: one value, in parentheses
+            # `return a, b` is one value, and `return (yield)` has its parentheses outside the
+            # value: either needs its own to be an argument.
+            inner = isinstance(value, (ast.Tuple, ast.Yield, ast.YieldFrom))
             _insert(lines, value.end_lineno, value.end_col_offset, f"{')' if inner else ''}, \"{self.package}\")")
             _insert(lines, value.lineno, value.col_offset, f'__import__("astpatch").{CALL}({"(" if inner else ""}')
         count = f"{len(todo)} return{'s' if len(todo) > 1 else ''}"
