@@ -48,7 +48,28 @@ def rule(rule_id: str = VALUEERROR):
 
 
 def shipped():
-    return [r for r in load_rules([builtin_rules_dir()], print) if r.module == "torch._inductor.codecache"]
+    """The two shipped rules that fix `dumps` (the key rule is tested on its own below)."""
+    return [r for r in load_rules([builtin_rules_dir()], print) if r.target == "FxGraphCachePickler.dumps"]
+
+
+@pytest.mark.parametrize("release", ["2.9.0", "2.9.1", "2.10.0", "2.11.0", "2.12.0", "2.13.0"])
+def test_the_key_rule_applies_to_every_release(release):
+    """torch-compile-caches-key-by-rules is not a backport: every release's torch_key() returns
+    through key_with_rules once patched, and nothing else in the module changes."""
+    import ast
+
+    (key_rule,) = [r for r in load_rules([builtin_rules_dir()], print) if r.id == "torch-compile-caches-key-by-rules"]
+    source, version = wheel(release)
+    result = rewrite("torch._inductor.codecache", MODULE_PATH, source, [key_rule], {"torch": version})
+    assert [o.status for o in result.outcomes] == [oc.APPLIED]
+    patched = "".join(patched_lines(split_lines(source), result.spans))
+    function = next(n for n in ast.parse(patched).body if isinstance(n, ast.FunctionDef) and n.name == "torch_key")
+    returns = [n for n in ast.walk(function) if isinstance(n, ast.Return) and n.value is not None]
+    outer = [r for r in returns if isinstance(r.value, ast.Call) and getattr(r.value.func, "attr", "") == "key_with_rules"]
+    assert len(outer) == 2 and all(r.value.args[1].value == "torch" for r in outer)  # type: ignore[union-attr]
+    changed = [(a, b) for a, b in zip(split_lines(source), split_lines(patched)) if a != b]
+    assert len(changed) == 2 and all(b.strip() == f"return __import__(\"astpatch\").key_with_rules({a.strip()[7:]}, \"torch\")"
+                                     for a, b in changed)
 
 
 def dumps_source(text: str) -> str:
