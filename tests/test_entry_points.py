@@ -45,8 +45,8 @@ def venv(tmp_path_factory):
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     # astpatch, libcst and packaging come from the test environment; astpatch is the copy this process
-    # imported, reached through a directory of the test's own (the index is stamped with the
-    # modification times of the sys.path directories: a busy checkout would make it stale at random).
+    # imported, reached through a directory of the test's own (not the checkout, whose metadata
+    # directories, if a build left some, are not the test's to change).
     under_test = root / "under-test"
     under_test.mkdir()
     package = Path(astpatch.__file__).resolve().parent
@@ -206,3 +206,126 @@ def test_finding_a_target_does_not_import_its_entry_point_rules_unless_tracing(v
     traced = run(venv, FIND_SPEC_PROBE, ASTPATCH_CACHE_DIR=cache, ASTPATCH_LOG="debug")
     assert probe(traced) == {**quiet, "rules_imported_by_find_spec": True}
     assert "astpatch: pickler: targeted by example-pickler-valueerror; found by SourceFileLoader" in traced.stderr
+
+
+SECOND_PROBE = r'''
+import json, sys, warnings
+warnings.simplefilter("always")
+import astpatch
+astpatch.install()
+import fractions
+discovered = "importlib.metadata" in sys.modules
+import pickler, second
+print(json.dumps({"discovered": discovered, "patched": "ValueError" in pickler.Pickler.dumps.__code__.co_names,
+                  "second": "ValueError" in second.Pickler.dumps.__code__.co_names}))
+'''
+
+SECOND_RULES = '''
+from astpatch import AddExceptTypes, Rule
+
+RULE = Rule(id="second-valueerror", summary="s", module="second", target="Pickler.dumps",
+            edit=AddExceptTypes(add=("ValueError",), converts_to="Bypass"), upstream="test fixture")
+'''
+
+
+def install_second(directory: Path, entry_points: str) -> Path:
+    """A distribution in `directory` (a sys.path entry) with this entry_points.txt, as pip leaves one."""
+    dist = directory / "seconddist-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: seconddist\nVersion: 1.0\n\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+    return dist
+
+
+def test_other_files_created_on_the_search_path_leave_the_index_current(venv, tmp_path):
+    """A file created in the current directory (sys.path's "" for `python -c`, a script's directory) or in
+    another sys.path directory is no distribution: the next process reads the index, not the metadata."""
+    python, site, root = venv
+    cache = str(tmp_path / "cache")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    assert probe(run(venv, PROBE, path=(extra,), ASTPATCH_CACHE_DIR=cache))["after_first_import"] == DISCOVERED
+    (extra / "helper.py").write_text("")
+    scratch = root / f"scratch-{os.getpid()}.txt"  # run() runs programs in `root`
+    scratch.write_text("")
+    try:
+        data = probe(run(venv, PROBE, path=(extra,), ASTPATCH_CACHE_DIR=cache))
+    finally:
+        scratch.unlink()
+    assert data["after_first_import"] == [] and data["patched"] is True
+
+
+def test_a_distribution_installed_reinstalled_or_removed_on_any_search_path_entry_is_seen(venv, tmp_path):
+    """Installing a distribution into a sys.path directory, reinstalling it (same name) without its entry point,
+    removing it: each makes the index stale, and the next process's targets are right."""
+    import shutil
+
+    cache = str(tmp_path / "cache")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "second.py").write_text(PICKLER_SOURCE)
+    (extra / "second_rules.py").write_text(SECOND_RULES)
+
+    def probe_second() -> tuple[bool, bool, bool]:
+        data = probe(run(venv, SECOND_PROBE, path=(extra,), ASTPATCH_CACHE_DIR=cache))
+        assert data["patched"] is True  # the example distribution's rule, throughout
+        return data["discovered"], data["second"], bool(list((tmp_path / "cache").glob("entry-points-*.index")))
+
+    assert probe_second() == (True, False, True)
+    assert probe_second() == (False, False, True)
+    dist = install_second(extra, "[astpatch.rules]\nsecond = second_rules\n")
+    assert probe_second() == (True, True, True)
+    assert probe_second() == (False, True, True)
+    shutil.rmtree(dist)
+    install_second(extra, "[console_scripts]\nsecond = second:main\n")
+    assert probe_second() == (True, False, True)
+    shutil.rmtree(dist)
+    install_second(extra, "[astpatch.rules]\nsecond = second_rules\n")
+    assert probe_second() == (True, True, True)
+    shutil.rmtree(dist)
+    assert probe_second() == (True, False, True)
+
+
+def test_a_rule_module_changed_within_the_timestamp_granularity_is_seen_by_its_content(tmp_path, monkeypatch):
+    """A status recorded less than two seconds after the file changed vouches for nothing by itself (the
+    next change may keep it, git's "racy" entries): the content is compared; a settled status suffices."""
+    import time
+
+    from astpatch._model import entrypoints
+
+    module = tmp_path / "rules_module.py"
+    module.write_text("RULES = []\n")
+    fixed = entrypoints._status(str(module))
+    monkeypatch.setattr(entrypoints, "_status", lambda path: fixed)  # a file system too coarse to see the change
+    now = time.time_ns()
+    racy = entrypoints.evidence(str(module), now)
+    settled = entrypoints.evidence(str(module), now + 3_000_000_000)
+    assert racy[2] is not None and settled[2] is None
+    assert entrypoints.holds(racy) and entrypoints.holds(settled)
+    module.write_text("RULES = [1]\n")
+    assert not entrypoints.holds(racy)
+    assert entrypoints.holds(settled)  # past the window, the status is trusted, as git trusts it
+
+
+def test_a_settled_directory_is_listed_again_only_when_its_status_changes(tmp_path, monkeypatch):
+    """install() checks the index with one stat a sys.path directory while the directory's status holds
+    (settled: recorded two seconds after its last change); once it changes, the directory is listed again,
+    and only a metadata directory appearing in it makes the index stale."""
+    import time
+
+    from astpatch._model import entrypoints
+
+    directory = tmp_path / "site"
+    directory.mkdir()
+    monkeypatch.setattr(sys, "path", [str(directory)])
+    later = time.time_ns() + 3_000_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: later)  # the stamp is taken when the directory has settled
+    taken = entrypoints.stamp()
+    listed = []
+    names = entrypoints._names
+    monkeypatch.setattr(entrypoints, "_names", lambda path: listed.append(path) or names(path))
+    assert entrypoints._stamp_holds(taken) and listed == []
+    (directory / "helper.py").write_text("")
+    assert entrypoints._stamp_holds(taken) and listed == [str(directory)]
+    install_second(directory, "[console_scripts]\nsecond = second:main\n")
+    assert not entrypoints._stamp_holds(taken)

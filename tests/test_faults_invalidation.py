@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import marshal
 import os
+import shutil
+import sys
 import time
+from importlib.util import MAGIC_NUMBER, cache_from_source, source_hash
+from pathlib import Path
 
-from conftest import PICKLER_SOURCE, RULE_FILE
+import pytest
+
+from conftest import PICKLER_SOURCE, RULE_FILE, check
 from scenario import PATCHED, UPSTREAM, Scenario, gated
 
 
@@ -181,3 +188,127 @@ def test_a_status_recorded_just_after_a_change_is_no_evidence(tmp_path):
         assert not evidence_holds(evidence)
     finally:
         sys.path.remove(str(tmp_path))
+
+
+# The module's upstream code, whose untouched code objects the rewrite reuses and which is cached
+# by the hash of the source, must be that source's. The target's before() is left alone by the
+# rule, so what it returns tells whose code the patched module holds: the source's (NEW after an
+# edit), an older .pyc's (OLD), or a .pyc written with marked code (MARKED).
+OLD, NEW, MARKED = "line 9", "LINE 9", "mark 9"
+EDITED = PICKLER_SOURCE.replace(f'"{OLD}"', f'"{NEW}"')
+
+IMPORTED = """
+import json, sys
+{before}
+import astpatch
+astpatch.install({install_args})
+import pickler
+print(json.dumps({{"before": pickler.before(), "patched": "ValueError" in pickler.Pickler.dumps.__code__.co_names,
+                   "outcomes": [[o.status, o.from_cache] for o in astpatch.applied()]}}))
+"""
+
+
+def imported(s: Scenario, *python_args: str, before: str = "", **env: str) -> dict:
+    """What the target's before() returns once imported under astpatch, whether Pickler.dumps is
+    patched, and the outcomes."""
+    program = IMPORTED.format(before=before, install_args=s.install_args())
+    return s.execute(*python_args, "-c", program, **env).json()
+
+
+def applied(before: str, from_cache: bool) -> dict:
+    return {"before": before, "patched": True, "outcomes": [["applied", from_cache]]}
+
+
+def write_pyc(module: Path, kind: str, source: str | None = None, optimization: int | str = "",
+              prefix: Path | None = None) -> Path:
+    """Write the .pyc the import system reads for `module` (at `optimization`, under the pycache
+    `prefix` if any): `kind` "timestamp", "checked hash" or "unchecked hash", its header for the
+    module's present source, its code compiled from `source` (default: that source)."""
+    data = module.read_bytes()
+    code = compile(data if source is None else source, str(module), "exec", dont_inherit=True,
+                   optimize=0 if optimization == "" else int(optimization))
+    if kind == "timestamp":
+        st = module.stat()
+        header = (0).to_bytes(4, "little") + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + \
+            (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    else:
+        header = (0b11 if kind == "checked hash" else 0b01).to_bytes(4, "little") + source_hash(data)
+    saved = sys.pycache_prefix
+    sys.pycache_prefix = str(prefix) if prefix is not None else None
+    try:
+        pyc = Path(cache_from_source(str(module), optimization=optimization))
+    finally:
+        sys.pycache_prefix = saved
+    pyc.parent.mkdir(parents=True, exist_ok=True)
+    pyc.write_bytes(MAGIC_NUMBER + header + marshal.dumps(code))
+    return pyc
+
+
+@pytest.mark.parametrize("producer", ["an import", "a live patch", "astpatch cache warm"])
+def test_a_same_size_edit_in_the_same_second_with_the_old_pyc(tmp_path, producer):
+    """The target edited, same size, same mtime, its old .pyc in __pycache__: the patched module runs the new
+    source, also once the mtime moves and the .pyc is gone."""
+    s = Scenario(tmp_path)
+    pyc = write_pyc(s.module, "timestamp")  # as the import system writes it for this source
+    before = s.module.stat()
+    s.module.write_text(EDITED)
+    os.utime(s.module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert s.module.stat().st_size == before.st_size
+    # The import system itself takes the .pyc for the new source: the trap.
+    assert check(s.python("import pickler; print(pickler.before())")).strip() == OLD
+    if producer == "an import":
+        assert imported(s) == applied(NEW, from_cache=False)
+    elif producer == "a live patch":
+        first = imported(s, before="import pickler")  # its before() is what the import system gave
+        assert first["patched"] is True and first["outcomes"] == [["applied", False]]
+    else:
+        assert "pickler: pickler-valueerror: applied" in check(s.astpatch("cache", "warm")).splitlines()
+    assert imported(s) == applied(NEW, from_cache=True)
+    os.utime(s.module)
+    shutil.rmtree(pyc.parent)
+    assert imported(s) == applied(NEW, from_cache=True)
+    assert check(s.python("import pickler; print(pickler.before())")).strip() == NEW
+
+
+def test_an_unchecked_hash_pyc_of_older_source(tmp_path):
+    """An unchecked-hash .pyc (as some image builds make) of the target's older source: the patched module runs
+    the source."""
+    s = Scenario(tmp_path)
+    write_pyc(s.module, "unchecked hash")
+    s.module.write_text(EDITED)
+    assert check(s.python("import pickler; print(pickler.before())")).strip() == OLD  # trusted by the import system
+    assert imported(s) == applied(NEW, from_cache=False)
+
+
+def test_a_checked_hash_pyc_of_older_source_with_checks_off(tmp_path):
+    """A checked-hash .pyc of the target's older source, under --check-hash-based-pycs never: the patched module
+    runs the source."""
+    s = Scenario(tmp_path)
+    write_pyc(s.module, "checked hash")
+    s.module.write_text(EDITED)
+    unchecked = ("--check-hash-based-pycs", "never")
+    assert check(s.execute(*unchecked, "-c", "import pickler; print(pickler.before())")).strip() == OLD
+    assert imported(s, *unchecked) == applied(NEW, from_cache=False)
+    assert imported(s) == applied(NEW, from_cache=True)
+
+
+@pytest.mark.parametrize("kind, python_args, optimization, prefix", [
+    ("timestamp", (), "", False),
+    ("checked hash", (), "", False),
+    ("unchecked hash", (), "", False),
+    ("checked hash", ("-O",), 1, False),
+    ("timestamp", (), "", True),
+], ids=["timestamp", "checked hash", "unchecked hash", "python -O", "pycache prefix"])
+def test_a_pyc_of_the_source_is_used(tmp_path, kind, python_args, optimization, prefix):
+    """A .pyc that holds the target's source's code (a timestamp one once the source has settled, a hash one
+    of the source's hash; the optimisation level's, under the pycache prefix) is used, not compiled again."""
+    s = Scenario(tmp_path)
+    if kind == "timestamp":
+        time.sleep(2.1)  # a source changed less than two seconds before its .pyc was written proves nothing
+    # A .pyc that says it holds this source but whose code is marked: what runs shows where it came from.
+    marked = PICKLER_SOURCE.replace(f'"{OLD}"', f'"{MARKED}"')
+    env = {}
+    if prefix:
+        env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    write_pyc(s.module, kind, marked, optimization, tmp_path / "pycache" if prefix else None)
+    assert imported(s, *python_args, **env) == applied(MARKED, from_cache=False)

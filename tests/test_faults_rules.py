@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
-from conftest import RULE_FILE
+from conftest import RULE_FILE, install_dist
 from scenario import PATCHED, UPSTREAM, Scenario
 
 RAISING_RULE = '''
@@ -173,3 +177,165 @@ def test_rule_files_leave_no_bytecode_in_the_rule_directory(tmp_path):
     run.assert_patched(from_cache=False)
     assert list((s.site / "__pycache__").glob("plain.*.pyc"))  # bytecode writing was on in that process
     assert sorted(p.name for p in s.rules.iterdir()) == ["pickler_rule.py"]
+
+
+RAISED = r'''
+import json
+import astpatch
+astpatch.install(rules=[{rule!r}], cache_dir={cache!r})
+raised = []
+for attempt in range(2):
+    try:
+        import pickler
+        raised.append(None)
+    except Exception as error:
+        raised.append([type(error).__name__, str(error), error.__context__ is None and error.__cause__ is None])
+print(json.dumps({{"raised": raised, "outcomes": [[o.status, o.from_cache] for o in astpatch.applied()]}}))
+'''
+
+PROBLEMS = {
+    "an edit that raises": (dict(rule_file=RAISING_RULE), "failed"),
+    "a missing target": (dict(rule_file=RULE_FILE.replace('target="Pickler.dumps"', 'target="Pickler.gone"')),
+                         "target-missing"),
+    "a gate naming a distribution that is not installed": (dict(gate="pickle-dist>=1"), "not-applicable"),
+}
+
+
+def raised_twice(s: Scenario, *python_args: str, **env: str) -> dict:
+    """RAISED in the scene: the two imports' exceptions, and the outcomes."""
+    return s.execute(*python_args, "-c", RAISED.format(rule=str(s.rule), cache=str(s.cache)), **env).json()
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_a_rule_problem_under_warnings_as_errors(tmp_path, problem):
+    """A rule problem under -W error: one AstpatchWarning an import, its message once, one outcome."""
+    scene, status = PROBLEMS[problem]
+    s = Scenario(tmp_path, **scene)  # type: ignore[arg-type]
+    data = raised_twice(s, "-W", "error")
+    (warning,) = s.run().warnings  # the oracle: what the problem says as a warning
+    # A failed import is tried again: from the cache, and it raises again rather than run without the fix.
+    assert data == {"raised": [["AstpatchWarning", warning, True]] * 2, "outcomes": [[status, False], [status, True]]}
+
+
+@pytest.mark.parametrize("problem", [name for name, (_, status) in PROBLEMS.items() if status != "not-applicable"])
+def test_a_rule_problem_in_strict_mode_raises_at_each_import(tmp_path, problem):
+    """A rule problem in strict mode: an AstpatchError at each import of the module, not only the first."""
+    scene, status = PROBLEMS[problem]
+    s = Scenario(tmp_path, **scene)  # type: ignore[arg-type]
+    data = raised_twice(s, ASTPATCH_STRICT="1")
+    (warning,) = s.run().warnings
+    assert data == {"raised": [["AstpatchError", warning, True]] * 2, "outcomes": [[status, False], [status, True]]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Other distributions' rules (the astpatch.rules entry points) and their index
+
+PLUGIN_RULES = '''
+from astpatch import AddExceptTypes, Rule
+
+def on(module):
+    return Rule(id=f"plug-{module}", summary="s", module=module, target="Pickler.dumps",
+                edit=AddExceptTypes(add=("ValueError",), converts_to="Bypass"), upstream="test fixture")
+
+RULES = [on("second")]
+'''
+
+# Run after install(): the first import, at which discovery runs when the index is not current.
+DISCOVERY = 'import fractions\nprint("discovered" if "importlib.metadata" in sys.modules else "indexed")'
+
+
+def plugin_scene(tmp_path: Path, rules: str = PLUGIN_RULES) -> Scenario:
+    """A scene without the rule file, where the distribution plugdist ships `rules` (module plug_rules);
+    programs run in a directory of their own (sys.path's "")."""
+    work = tmp_path / "work"
+    work.mkdir()
+    s = Scenario(tmp_path, rule_file=None, cwd=work)
+    (install_dist(s.site, "plugdist", "1.0") / "entry_points.txt").write_text("[astpatch.rules]\nplug = plug_rules\n")
+    s.write("plug_rules", rules)
+    return s
+
+
+def plugin_run(s: Scenario, **env: str | None):  # type: ignore[no-untyped-def]
+    """The fault matrix's program with the scene's cache and no rule file: the rules are plugdist's."""
+    return s.run(after=DISCOVERY, install_args=f"cache_dir={str(s.cache)!r}", **env)
+
+
+def indexes(s: Scenario) -> list[Path]:
+    return sorted(s.cache.glob("entry-points-*.index"))
+
+
+def test_an_entry_point_whose_rule_module_now_also_targets_the_module(tmp_path):
+    """A distribution's rule module, edited in place, now also targets the module: the entry-point index is stale."""
+    s = plugin_scene(tmp_path)
+    first = plugin_run(s)
+    assert first["output"] == UPSTREAM and first.warnings == [] and "discovered" in first.stdout
+    assert len(indexes(s)) == 1
+    s.write("plug_rules", PLUGIN_RULES.replace('RULES = [on("second")]', 'RULES = [on("second"), on("pickler")]'))
+    run = plugin_run(s)
+    run.assert_patched(from_cache=False)
+    assert run.warnings == [] and "discovered" in run.stdout
+    # Indexed again, with the new targets: the next process reads no metadata and is patched.
+    again = plugin_run(s)
+    again.assert_patched(from_cache=True)
+    assert "indexed" in again.stdout
+
+
+def test_a_distribution_whose_entry_points_are_not_utf8(tmp_path):
+    """An installed distribution's entry_points.txt is not UTF-8: one warning (one line from the CLI), the other rules apply."""
+    s = Scenario(tmp_path)
+    latin = install_dist(s.site, "latindist", "1.0")
+    text = b"[console_scripts]\nlatin = caf\xe9:main\n"
+    (latin / "entry_points.txt").write_bytes(text)
+    with pytest.raises(UnicodeDecodeError) as decoding:
+        text.decode("utf-8")
+    message = (f"astpatch: other distributions' rules are not loaded: reading the installed distributions' entry "
+               f"points failed with UnicodeDecodeError: {decoding.value} (the metadata in {latin}). astpatch's own "
+               "rules and the program's still apply; repair or reinstall that distribution.")
+    run = s.run()
+    run.assert_patched(from_cache=False)
+    assert run.warnings == [message]
+    # No index hides the problem: the next process reports it too.
+    assert indexes(s) == []
+    again = s.run()
+    again.assert_patched(from_cache=True)
+    assert again.warnings == [message]
+
+    listed = s.astpatch("list")
+    assert listed.returncode == 0 and listed.stderr == message + "\n", listed.stderr
+    assert "pickler-valueerror" in listed.stdout
+
+    strict = s.run(ASTPATCH_STRICT="1")
+    assert strict.returncode == 1
+    assert f"astpatch._base.messages.AstpatchError: {message}" in strict.stderr
+    assert "During handling" not in strict.stderr  # the error stands alone: its message says it all
+
+
+OTHER_UID = 65534  # nobody
+
+
+@pytest.mark.parametrize("change", ["world-writable", "group-writable", "owned by someone else"])
+def test_an_entry_point_index_others_could_have_written(tmp_path, change):
+    """An entry-point index that is group- or world-writable, or owned by another user: discovered again, replaced."""
+    s = plugin_scene(tmp_path, PLUGIN_RULES.replace('on("second")', 'on("pickler")'))
+    plugin_run(s).assert_patched(from_cache=False)
+    (index,) = indexes(s)
+    if change == "world-writable":
+        os.chmod(index, 0o606)
+    elif change == "group-writable":
+        os.chmod(index, 0o620)
+    else:
+        if os.geteuid() != 0:
+            pytest.fail("this case changes a file's owner and must run as root (CI does); run it as root")
+        os.chown(index, OTHER_UID, -1)
+    run = plugin_run(s)
+    run.assert_patched(from_cache=True)
+    assert "discovered" in run.stdout and len(run.warnings) == 1
+    assert run.warnings[0].startswith(f"astpatch: the entry-point index {index} is not used because ")
+    assert run.warnings[0].endswith("; other distributions' rules are discovered again. Delete it, or run "
+                                    "`astpatch cache clear`.")
+    # Replaced by a private index, which the next process uses.
+    assert indexes(s) == [index]
+    assert stat.S_IMODE(index.stat().st_mode) == 0o600 and index.stat().st_uid == os.geteuid()
+    after = plugin_run(s)
+    after.assert_patched(from_cache=True)
+    assert after.warnings == [] and "indexed" in after.stdout

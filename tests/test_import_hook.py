@@ -292,6 +292,152 @@ def test_patched_lines_are_built_only_when_read_and_read_like_a_list(modules, ho
     assert str(path) in linecache.cache
 
 
+def test_patched_lines_copied_counted_or_added_before_anything_else_read_them(modules, hook):
+    """`linecache.getlines(path).copy()`, `.count()`, `.index()`, `+`: the patched text, though nothing read it yet."""
+    import linecache
+
+    path = modules("pickler", PICKLER_SOURCE)
+    hook(rules=[rule()])
+    import pickler
+
+    expected = PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    reads = {
+        "copy()": lambda lines: lines.copy(),
+        "count()": lambda lines: lines.count("\n"),
+        "index()": lambda lines: lines.index("class Pickler:\n"),
+        "list + lines": lambda lines: ["# first\n"] + lines,
+        "lines + list": lambda lines: lines + ["# last\n"],
+    }
+    for name, read in reads.items():
+        importlib.reload(pickler)  # a new entry, which nothing has read
+        assert linecache.cache[str(path)][2]._pending is not None
+        assert read(linecache.getlines(str(path))) == read(expected.splitlines(keepends=True)), name
+
+
+LINES = ["a\n", "b\n", "a\n", "c"]
+
+# How each method of list is called on the lines; a name list gains in a new Python must be added
+# here or to NOT_ITEMS, or the test below fails.
+LIST_CALLS = {
+    "__add__": (["z\n"],), "__contains__": ("b\n",), "__delitem__": (0,), "__eq__": (LINES,), "__format__": ("",),
+    "__ge__": (LINES,), "__getitem__": (slice(1, 3),), "__gt__": (["a\n"],), "__iadd__": (["z\n"],), "__imul__": (2,),
+    "__iter__": (), "__le__": (LINES,), "__len__": (), "__lt__": (["b\n"],), "__mul__": (2,), "__ne__": (LINES,),
+    "__reduce__": (), "__reduce_ex__": (4,), "__repr__": (), "__reversed__": (), "__rmul__": (2,),
+    "__setitem__": (1, "x\n"), "__sizeof__": (), "__str__": (), "append": ("z\n",), "clear": (), "copy": (),
+    "count": ("a\n",), "extend": (["z\n"],), "index": ("c",), "insert": (1, "z\n"), "pop": (), "remove": ("a\n",),
+    "reverse": (), "sort": (),
+}
+# Names of list that do not read its items: the type's and the instance's machinery.
+NOT_ITEMS = {"__class__", "__class_getitem__", "__delattr__", "__dir__", "__doc__", "__getattribute__",
+             "__getstate__",  # the instance's slots (copy and pickle call __reduce_ex__, called above)
+             "__hash__", "__init__", "__init_subclass__", "__new__", "__setattr__", "__subclasshook__"}
+
+
+def lazy_lines():  # type: ignore[no-untyped-def]
+    from astpatch._base.lines import PatchedLines
+
+    return PatchedLines(lambda: list(LINES))
+
+
+def comparable(result):  # type: ignore[no-untyped-def]
+    """A result as plain data: lists and iterators as lists, a reduction as the list it rebuilds."""
+    if isinstance(result, tuple) and result and callable(result[0]):  # __reduce__, __reduce_ex__
+        rebuilt = result[0](*result[1])
+        if len(result) > 3 and result[3] is not None:  # the list items
+            rebuilt.extend(result[3])
+        return ("rebuilt", type(rebuilt) is list, list(rebuilt))
+    if isinstance(result, list) or hasattr(result, "__next__"):
+        return list(result)
+    return result
+
+
+def test_patched_lines_are_made_by_every_method_of_list():
+    """Each method of list (from dir(list)) on unread lines gives what it gives on a list of the same lines."""
+    unknown = set(dir(list)) - set(LIST_CALLS) - NOT_ITEMS
+    assert not unknown, f"list has {sorted(unknown)}: add them to LIST_CALLS (or NOT_ITEMS if they read no item)"
+    for name in sorted(set(dir(list)) & set(LIST_CALLS)):
+        lines, plain, made = lazy_lines(), list(LINES), lazy_lines()
+        list(made)  # its lines made: the oracle for __sizeof__, whose object differs from a plain list's
+        got = comparable(getattr(lines, name)(*LIST_CALLS[name]))
+        oracle = made if name == "__sizeof__" else plain
+        # A plain list has no reduction of its own but the one for pickle protocols 2 and later.
+        oracle_name, oracle_args = ("__reduce_ex__", (4,)) if name == "__reduce__" else (name, LIST_CALLS[name])
+        assert got == comparable(getattr(oracle, oracle_name)(*oracle_args)), name
+        assert list.copy(lines) == list.copy(oracle), name  # what is left, read without making anything
+        assert list(lines) == list(oracle), name
+
+
+def extended(target: list, source: list) -> list:
+    target.extend(source)
+    return target
+
+
+def replaced(target: list, source: list) -> list:
+    target[:0] = source
+    return target
+
+
+def test_patched_lines_are_made_by_every_operator_and_reader():
+    """Operators (either side) and the builtins and modules that read a list give the lines, unread or not."""
+    import copy
+    import json
+    import operator
+    import pickle
+
+    operations = {
+        "list()": lambda x, y: list(x), "tuple()": lambda x, y: tuple(x), "sorted()": lambda x, y: sorted(x),
+        "join": lambda x, y: "".join(x), "unpacking": lambda x, y: [*x], "set()": lambda x, y: set(x),
+        "max()": lambda x, y: max(x), "enumerate": lambda x, y: list(enumerate(x)), "len()": lambda x, y: len(x),
+        "bool()": lambda x, y: bool(x), "repr()": lambda x, y: repr(x), "str()": lambda x, y: str(x),
+        "f-string": lambda x, y: f"{x}", "in": lambda x, y: "c" in x, "not in": lambda x, y: "d" not in x,
+        "reversed()": lambda x, y: list(reversed(x)), "x[i]": lambda x, y: x[-1], "x[:]": lambda x, y: x[:],
+        "x[::2]": lambda x, y: x[::2], "x + list": lambda x, y: x + ["z\n"], "list + x": lambda x, y: ["z\n"] + x,
+        "x + y": lambda x, y: x + y, "x * 2": lambda x, y: x * 2, "2 * x": lambda x, y: 2 * x,
+        "x == list": lambda x, y: x == LINES, "list == x": lambda x, y: LINES == x, "x == y": lambda x, y: x == y,
+        "list != x": lambda x, y: LINES != x, "list < x": lambda x, y: ["a\n"] < x, "x <= y": lambda x, y: x <= y,
+        "x > y": lambda x, y: x > y, "x += list": lambda x, y: operator.iadd(x, ["z\n"]),
+        "list += x": lambda x, y: operator.iadd(["z\n"], x), "x *= 2": lambda x, y: operator.imul(x, 2),
+        "list.extend(x)": lambda x, y: extended(["z\n"], x), "x.extend(y)": lambda x, y: extended(x, y),
+        "list[:0] = x": lambda x, y: replaced(["z\n"], x), "copy.copy()": lambda x, y: copy.copy(x),
+        "copy.deepcopy()": lambda x, y: copy.deepcopy(x), "json": lambda x, y: json.dumps(x),
+        "pickle": lambda x, y: pickle.loads(pickle.dumps(x)),
+        "pickle, protocol 0": lambda x, y: pickle.loads(pickle.dumps(x, protocol=0)),
+    }
+    for name, operation in operations.items():
+        got = operation(lazy_lines(), lazy_lines())
+        expected = operation(list(LINES), list(LINES))
+        assert comparable(got) == comparable(expected), name
+        if isinstance(got, list):
+            assert list.copy(got) == list.copy(expected), name  # the result holds the lines, read as they are
+
+
+def test_patched_lines_read_by_a_thread_while_another_makes_them():
+    """A thread reading the lines while another thread makes them waits for them, rather than see none."""
+    import threading
+
+    from astpatch._base.lines import PatchedLines
+
+    making, release = threading.Event(), threading.Event()
+
+    def make() -> list[str]:
+        making.set()
+        release.wait(10)
+        return list(LINES)
+
+    lines = PatchedLines(make)
+    seen: list = []
+    first = threading.Thread(target=lambda: seen.append(("first", lines.copy())))
+    first.start()
+    assert making.wait(10)
+    second = threading.Thread(target=lambda: seen.append(("second", lines.copy())))
+    second.start()
+    second.join(0.2)  # time to read, were it not made to wait
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert sorted(seen) == [("first", LINES), ("second", LINES)]
+
+
 OTHER_ARGUMENTS = {
     "rules": dict(rules=[rule(edit=astpatch.AddExceptTypes(add=("KeyError",), converts_to="Bypass"))]),
     "cache_dir": dict(cache_dir=False),

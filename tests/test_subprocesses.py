@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from conftest import check
 from scenario import Scenario
 
 pytestmark = pytest.mark.installed  # the .pth comes with the installed distribution
@@ -87,3 +88,52 @@ def test_the_pth_line_is_one_environment_lookup_when_the_switch_is_off():
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+STOPS = "astpatch: this process stops before its program runs (exit status 1): astpatch could not be installed at its "
+
+
+def not_loaded(path: object) -> str:
+    return f"astpatch: rule path {path} does not exist; its rules are not loaded."
+
+
+@pytest.mark.parametrize("raising", ["ASTPATCH_STRICT=1", "-W error"])
+def test_a_start_up_install_that_raises_stops_the_process(scene, raising):
+    """ASTPATCH_AUTOINSTALL, strict (or -W error): a start-up install() that raises stops the process, exit status 1.
+
+    It says why once, and the program does not run (`site` would print the error and run the program without astpatch).
+    """
+    installed_pth()
+    missing = scene.tmp / "nowhere"
+    python_args, env = (("-W", "error"), {}) if raising == "-W error" else ((), {"ASTPATCH_STRICT": "1"})
+    result = scene.execute(*python_args, "-c", "print('the program ran')", ASTPATCH_AUTOINSTALL="1",
+                           ASTPATCH_RULES=str(missing), ASTPATCH_CACHE_DIR=str(scene.cache), **env)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    problem, stops = result.stderr.splitlines()
+    assert problem == not_loaded(missing)
+    assert stops.startswith(STOPS) and ("ASTPATCH_STRICT=1" in stops) == (raising == "ASTPATCH_STRICT=1"), stops
+    # Neither: one warning, and the program runs without those rules.
+    result = scene.execute("-c", "print('the program ran')", ASTPATCH_AUTOINSTALL="1", ASTPATCH_RULES=str(missing),
+                           ASTPATCH_CACHE_DIR=str(scene.cache))
+    assert check(result) == "the program ran\n" and f"AstpatchWarning: {not_loaded(missing)}" in result.stderr
+
+
+CHILD = r'''
+import json, os, subprocess, sys
+rules = os.environ["ASTPATCH_RULES"] + os.pathsep + sys.argv[1]  # this child alone is given a rule path that is missing
+child = subprocess.run([sys.executable, "-c", "print('the child ran')"], env=dict(os.environ, ASTPATCH_RULES=rules),
+                       capture_output=True, text=True, timeout=120)
+print(json.dumps({"returncode": child.returncode, "stdout": child.stdout, "stderr": child.stderr.splitlines()}))
+'''
+
+
+def test_astpatch_run_strict_stops_a_child_that_cannot_install(scene):
+    """`astpatch run --strict`: a child process whose install() raises at start-up stops there, exit status 1."""
+    installed_pth()
+    (scene.tmp / "child.py").write_text(CHILD)
+    missing = scene.tmp / "nowhere"
+    data = scene.astpatch("run", "--strict", "--", str(scene.tmp / "child.py"), str(missing)).json()
+    assert (data["returncode"], data["stdout"]) == (1, ""), data
+    assert data["stderr"][0] == not_loaded(missing) and data["stderr"][1].startswith(STOPS) and len(data["stderr"]) == 2
+    data = scene.astpatch("run", "--", str(scene.tmp / "child.py"), str(missing)).json()  # not strict: it runs
+    assert (data["returncode"], data["stdout"]) == (0, "the child ran\n"), data

@@ -6,6 +6,8 @@ for `linecache` without importing the engine.
 
 from __future__ import annotations
 
+import _thread
+
 
 class Span:
     """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`.
@@ -110,13 +112,18 @@ def moved_start(line_count: int, spans: list[Span]) -> int:
     return end + 3
 
 
+_making = _thread.RLock()
+
+
 class PatchedLines(list):
     """The patched text of a module, as `linecache` holds it, built when first read.
 
     Splitting a large module into lines costs more than loading its code from the cache, and
     most processes never show a traceback through it. So the lines are made on first use:
-    every way callers read a `linecache` entry (indexing, slicing, len(), iteration, which
-    `"".join()` and `list()` use for list subclasses) goes through a method here.
+    every method and operator of `list` is wrapped below to make them first (and those of a
+    PatchedLines operand, for `==`, `+`, `<`); `list()`, `"".join()`, `sorted()` and the like
+    iterate a list subclass, which goes through `__iter__`. A copy (`copy.copy()`, pickling) is
+    a plain list of the lines, as `list.copy()` gives.
     """
 
     __slots__ = ("_pending",)
@@ -127,34 +134,50 @@ class PatchedLines(list):
 
     def _fill(self) -> None:
         if self._pending is not None:
-            make, self._pending = self._pending, None
-            list.extend(self, make())
+            # Another thread reading meanwhile waits for the lines rather than see none of them.
+            with _making:
+                make = self._pending
+                if make is not None:
+                    try:
+                        list.extend(self, make())
+                    finally:
+                        self._pending = None
 
-    def __len__(self) -> int:
+    def __radd__(self, other: object) -> object:
+        # `[...] + lines`: Python tries this before list's concatenation (list has no __radd__ of
+        # its own), so it makes the lines, then gives way to that concatenation, which reads them.
         self._fill()
-        return list.__len__(self)
+        return NotImplemented
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple:
         self._fill()
-        return list.__getitem__(self, index)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return list.__iter__(self)
-
-    def __reversed__(self):  # type: ignore[no-untyped-def]
-        self._fill()
-        return list.__reversed__(self)
-
-    def __contains__(self, item: object) -> bool:
-        self._fill()
-        return list.__contains__(self, item)
-
-    def __eq__(self, other: object) -> bool:
-        self._fill()
-        return list.__eq__(self, other)
+        return (list, (list.copy(self),))
 
     __hash__ = None  # like list: unhashable
+
+
+def _filling(method):  # type: ignore[no-untyped-def]
+    """`method` of list, called once the lines (and those of any PatchedLines argument) are made."""
+
+    def call(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._fill()
+        for arg in args:
+            if isinstance(arg, PatchedLines):
+                arg._fill()
+        return method(self, *args, **kwargs)
+
+    call.__name__ = method.__name__
+    call.__qualname__ = f"PatchedLines.{method.__name__}"
+    call.__doc__ = method.__doc__
+    return call
+
+
+# Every method that list defines itself, operators included, in whatever this Python version has;
+# not those that make the object or look up its attributes.
+for _name, _method in list(vars(list).items()):
+    if isinstance(_method, (type(list.append), type(list.__add__))) and _name not in ("__init__", "__getattribute__"):
+        setattr(PatchedLines, _name, _filling(_method))
+del _name, _method
 
 
 def patched_source(source: bytes, spans: list[tuple]) -> str:

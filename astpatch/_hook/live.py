@@ -10,6 +10,7 @@ and how to fix the order.
 
 from __future__ import annotations
 
+import os
 import types
 
 from .._base import outcomes as oc
@@ -83,13 +84,15 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
     try:
         with open(path, "rb") as f:
             source = f.read()
+            status = os.fstat(f.fileno())  # after the read: what vouches for these bytes
     except OSError as error:
         return [oc.Outcome(r.id, name, oc.FAILED, f"{late} and its source cannot be read ({error}). {how_to_fix}")
                 for r in rules]
-    from importlib.machinery import SourceFileLoader
+    from .._engine.upstream import upstream_code
 
-    loader = SourceFileLoader(name, path)
-    built = build(name, path, source, rules, session.cache, upstream=lambda: loader.get_code(name))
+    # The code of these very bytes, not whatever __pycache__ holds (the import system trusts a
+    # .pyc by mtime and size, or an unchecked-hash one blindly): the result is cached by their hash.
+    built = build(name, path, source, rules, session.cache, upstream=lambda: upstream_code(name, path, source, status))
     code, outcomes, spans = built.code, built.outcomes, built.spans
     if code is None:
         return outcomes
@@ -116,8 +119,6 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
             continue
         result.append(oc.Outcome(o.rule_id, name, oc.FAILED, reason, o.from_cache, o.version))
     if any(o.status == oc.APPLIED for o in result):
-        import os
-
         st = os.stat(path)
         show_patched_source(path, st.st_size, st.st_mtime, source, spans)
     return result

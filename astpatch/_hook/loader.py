@@ -12,7 +12,7 @@ from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
 from .._base.lines import patched_source, show_patched_source
-from .._base.messages import AstpatchError, trace, trace_exception
+from .._base.messages import AstpatchError, AstpatchWarning, trace, trace_exception
 from .._engine.cache import lookup
 
 TYPE_CHECKING = False
@@ -43,7 +43,9 @@ class PatchingLoader(SourceFileLoader):
             rules = [r for r in rules if r.id not in late]
         try:
             code = self._patched_code(fullname, rules) if rules else None
-        except AstpatchError:
+        except (AstpatchError, AstpatchWarning):
+            # A problem raised by strict mode, or by a warnings filter that makes warnings errors
+            # (-W error): that problem, once, for the import; astpatch itself did not fail.
             raise
         except Exception as error:  # astpatch itself failed: the import must still work
             trace_exception(f"{fullname}: astpatch failed", error)
@@ -65,9 +67,11 @@ class PatchingLoader(SourceFileLoader):
         built = found.built
         if built is None:  # a miss: only now the rewrite engine loads
             from .._engine.pipeline import build
+            from .._engine.upstream import upstream_code
 
+            # The code of these very bytes (the path is statted when it is called: after the read).
             built = build(fullname, path, source, rules, self._session.cache,
-                          upstream=lambda: SourceFileLoader.get_code(self, fullname), looked_up=found)
+                          upstream=lambda: upstream_code(fullname, path, source), looked_up=found)
         self._session.report(built.outcomes)
         if built.code is None:
             return None

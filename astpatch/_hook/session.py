@@ -40,14 +40,26 @@ class Session:
         warn(message, strict=self.strict)
 
     def discover_plugins(self) -> None:
-        """Read the `astpatch.rules` entry points (importlib.metadata) and index them."""
+        """Read the `astpatch.rules` entry points (importlib.metadata) and index them.
+
+        A discovery that met a problem (metadata that cannot be read, rules that cannot be
+        loaded) writes no index: an index would hide the problem, and the rules missing, from
+        the processes that follow, which discover again and report it too.
+        """
         from .._model import entrypoints
 
         trace("discovering the astpatch.rules entry points (no current index)")
-        found, rules = entrypoints.discover(self.report_problem)
+        problems: list[str] = []
+
+        def report(message: str) -> None:
+            problems.append(message)
+            self.report_problem(message)
+
+        taken = entrypoints.stamp()  # before reading: a distribution installed meanwhile makes the index stale
+        found, rules = entrypoints.discover(report)
         self.rules.add(rules)
-        if self.store.usable(create=True):
-            entrypoints.write_index(self.store, found)
+        if not problems and self.store.usable(create=True):
+            entrypoints.write_index(self.store, found, taken)
 
     def imported_without(self, module: str, rules: list[Rule]) -> dict[str, str]:
         """By rule id, why a rule over several modules cannot apply in `module`: another of its
@@ -98,8 +110,9 @@ class Session:
                 warn(f"astpatch: rule {o.rule_id} is not applied to {o.module}: {o.reason}. Check the "
                      "distribution name in the rule's gate.", strict=False)
             if o.status in oc.PROBLEMS and o.rule_id not in self._warned:
-                # One warning a rule: a rule over several modules fails in each of them alike.
-                self._warned.add(o.rule_id)
+                # One warning a rule: a rule over several modules fails in each of them alike. It
+                # counts once given: a warning raised (strict, -W error) fails this import, and
+                # the next import of the module raises it again rather than run without the fix.
                 modules = ", ".join(rule.modules) if rule is not None and len(rule.modules) > 1 else o.module
                 warn(
                     f"astpatch: rule {o.rule_id} was not applied to {modules}{self._installed(o)}: {o.reason}. "
@@ -108,6 +121,7 @@ class Session:
                     "the rule off.",
                     strict=self.strict,
                 )
+                self._warned.add(o.rule_id)
 
     def _installed(self, o: oc.Outcome) -> str:
         """` (torch 2.10.0)`: the installed version a problem was met with, for the message."""

@@ -10,11 +10,13 @@ is a list of rules, or is a callable that returns them.
 
 Reading entry points means reading every distribution's metadata, which costs milliseconds,
 and `install()` must not do that. So the entry points found are kept in an index in the cache
-directory, stamped with the modification times of the `sys.path` directories (installing or
-removing a distribution changes them). `install()` reads the index (one small file) to learn
-the target modules; the rules themselves are imported when one of their targets is. When the
-index is missing or stale, discovery runs at the first import after `install()`, once, and
-writes a fresh index for later processes.
+directory, with a stamp of what discovery's answer depends on (`stamp()`), and `install()` reads
+the index (one small file) to learn the target modules; the rules themselves are imported when
+one of their targets is. When the index is missing, stale or not to be trusted, discovery runs
+at the first import after `install()`, once, and writes a fresh index for later processes.
+
+Discovery never breaks the program: metadata that cannot be read gives one warning, and the
+program goes on without other distributions' rules (astpatch's own and the program's apply).
 """
 
 from __future__ import annotations
@@ -33,22 +35,118 @@ if TYPE_CHECKING:
 GROUP = "astpatch.rules"
 INDEX_PREFIX = "entry-points-"
 INDEX_SUFFIX = ".index"
-_INDEX_FORMAT = 2
+_INDEX_FORMAT = 3
+
+# The index's stamp covers what discovery's answer depends on, and nothing else:
+# - which distributions are installed: for each sys.path entry, the names of its metadata
+#   directories (`*.dist-info`, `*.egg-info`), which is what importlib.metadata looks for. Not the
+#   entries' modification times: "" (the current directory) and a script's directory change
+#   whenever any file is created there, site-packages whenever a .pth file or a module is, and
+#   every such process would discover again. A directory's status only spares listing it again:
+#   while it holds, no entry was created, removed or renamed in it.
+# - what each declares: the status of its entry_points.txt (reinstalling the same version, as an
+#   editable install does, keeps the directory's name but rewrites the file);
+# - what each indexed entry point's rules target: the status of its rule modules' files (the
+#   module it names, and that module's submodules loaded with it), so an edited rule module is seen.
+# A status recorded less than two seconds after the change it shows may stay the same through the
+# next change (the file system's timestamp granularity, git's "racy" entries): such a file's
+# content is compared too (by digest), and such a directory is listed again.
+_RACY_NS = 2_000_000_000
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
 def _search_path() -> list[str]:
     return [entry for entry in sys.path if isinstance(entry, str)]
 
 
-def fingerprint() -> tuple:
-    """The sys.path directories and their modification times."""
-    stamps = []
+def _status(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _settled(status: tuple[int, int, int, int] | None, now: int) -> bool:
+    """Whether a status taken at `now` vouches for the file by itself (see above)."""
+    return status is not None and now - max(status[0], status[1]) >= _RACY_NS
+
+
+def _digest(path: str) -> bytes | None:
+    import _imp
+
+    try:
+        with open(path, "rb") as f:
+            return _imp.source_hash(_INDEX_FORMAT, f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def evidence(path: str, now: int, content: bool = True) -> tuple:
+    """(path, status, check) of a file, its status taken at `now` or later: `check` is None when
+    the status vouches for the file, else the digest of its content, or False when nothing does
+    (`content` False: a zip file is not read whole)."""
+    status = _status(path)
+    if status is None or _settled(status, now):
+        return (path, status, None)
+    return (path, status, _digest(path) if content else False)
+
+
+def holds(item: tuple) -> bool:
+    """Whether a file's recorded evidence still holds."""
+    path, status, check = item
+    if check is False or _status(path) != status:
+        return False
+    return check is None or _digest(path) == check
+
+
+def _names(directory: str) -> tuple[str, ...] | str | None:
+    """The names of the metadata directories in a sys.path entry; "file" for a zip file (its
+    distributions are found too), None when there is nothing there."""
+    try:
+        with os.scandir(directory) as found:
+            return tuple(sorted(e.name for e in found if e.name.lower().endswith(_METADATA_SUFFIXES)
+                                or e.name.lower() == "egg-info"))  # EGG-INFO: inside an .egg directory
+    except NotADirectoryError:
+        return "file"
+    except (OSError, ValueError):
+        return None
+
+
+def _declarations(directory: str, names: tuple[str, ...] | str | None) -> list[tuple[str, bool]]:
+    """The files that say which entry points a sys.path entry's distributions declare, with
+    whether their content may be read."""
+    if names == "file":
+        return [(directory, False)]
+    return [(os.path.join(directory, name, "entry_points.txt"), True) for name in names or ()]
+
+
+def stamp() -> tuple:
+    """The installed distributions and the status of their entry_points.txt (see above); taken
+    before discovery reads them, so that what changes meanwhile makes the index stale."""
+    import time
+
+    now = time.time_ns()
+    entries: list[tuple] = []
+    files: list[tuple] = []
     for entry in _search_path():
-        try:
-            stamps.append((entry, os.stat(entry or ".").st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(stamps)
+        directory = entry or "."
+        status = _status(directory)  # before listing: a change after it changes the status
+        names = _names(directory)
+        entries.append((entry, status if _settled(status, now) else None, names))
+        files.extend(evidence(path, now, content) for path, content in _declarations(directory, names))
+    return tuple(entries), tuple(files)
+
+
+def _stamp_holds(recorded: tuple) -> bool:
+    entries, files = recorded
+    if [entry for entry, _, _ in entries] != _search_path():
+        return False
+    for entry, status, names in entries:
+        directory = entry or "."
+        if (status is None or _status(directory) != status) and _names(directory) != names:
+            return False
+    return all(holds(item) for item in files)
 
 
 def index_name() -> str:
@@ -62,15 +160,18 @@ def index_name() -> str:
 
 
 class Plugin:
-    """One entry point of the group: who provides it, what it names, which modules it targets."""
+    """One entry point of the group: who provides it, what it names, which modules it targets,
+    and the files of its rule modules (known once loaded)."""
 
-    __slots__ = ("name", "value", "distribution", "targets")
+    __slots__ = ("name", "value", "distribution", "targets", "files")
 
-    def __init__(self, name: str, value: str, distribution: str, targets: tuple[str, ...]) -> None:
+    def __init__(self, name: str, value: str, distribution: str, targets: tuple[str, ...],
+                 files: tuple[str, ...] = ()) -> None:
         self.name = name
         self.value = value
         self.distribution = distribution
         self.targets = targets
+        self.files = files
 
     def failed(self, error: Exception) -> str:
         """The message for rules of this entry point that cannot be loaded."""
@@ -82,7 +183,8 @@ class Plugin:
         import importlib
 
         module_name, _, attribute = self.value.partition(":")
-        obj: object = importlib.import_module(module_name.strip())
+        module_name = module_name.strip()
+        obj: object = importlib.import_module(module_name)
         for part in filter(None, attribute.strip().split(".")):
             obj = getattr(obj, part)
         if callable(obj) and not isinstance(obj, type(sys)):
@@ -96,27 +198,71 @@ class Plugin:
                             "or a callable returning them)")
         for rule in obj:
             rule.origin = f"entry point {self.name!r} of {self.distribution}"
+        # The rule modules, whose change makes the index stale: the one named, and its submodules.
+        inside = module_name + "."
+        self.files = tuple(sorted({
+            file for name, module in list(sys.modules.items())
+            if (name == module_name or name.startswith(inside))
+            and isinstance(file := getattr(module, "__file__", None), str)}))
         return list(obj)
 
 
-def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
-    """Every entry point of the group, loaded; problems go to `report` with the distribution."""
-    from importlib.metadata import entry_points
+def _provider(entry_point: object) -> str:
+    """The name of the distribution that declares `entry_point` (its METADATA is read only now)."""
+    try:
+        source = getattr(entry_point, "dist", None)
+        return str(source.name) if source is not None else "an unknown distribution"
+    except Exception:
+        return "an unknown distribution"
 
+
+def _unreadable(error: Exception) -> str:
+    """The message for metadata that cannot be read, naming the distributions whose entry points
+    are at fault when they can be found."""
+    culprits: list[str] = []
+    try:
+        from importlib.metadata import distributions
+
+        for dist in distributions():
+            try:
+                dist.entry_points  # noqa: B018 - reading them is the test
+            except Exception:  # named by its metadata directory (`_path`: no public name gives it)
+                culprits.append(str(getattr(dist, "_path", None) or dist))
+    except Exception:
+        pass
+    where = f" (the metadata in {', '.join(culprits)})" if culprits else ""
+    return (f"astpatch: other distributions' rules are not loaded: reading the installed distributions' entry points "
+            f"failed with {type(error).__name__}: {error}{where}. astpatch's own rules and the program's still apply; "
+            "repair or reinstall that distribution.")
+
+
+def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
+    """Every entry point of the group, loaded; problems go to `report` with the distribution.
+
+    Any exception from reading other distributions' metadata is reported once, and no rules
+    come from entry points then."""
     plugins: list[Plugin] = []
     rules: list[Rule] = []
-    for ep in entry_points(group=GROUP):
-        source = getattr(ep, "dist", None)
-        dist = source.name if source is not None else "an unknown distribution"
-        plugin = Plugin(ep.name, ep.value, dist, ())
+    unreadable = None
+    try:
+        from importlib.metadata import entry_points
+
+        found = [(ep.name, ep.value, _provider(ep)) for ep in entry_points(group=GROUP)]
+    except Exception as error:
+        found, unreadable = [], _unreadable(error)
+    if unreadable is not None:
+        report(unreadable)  # outside the handler: in strict mode, the error it raises stands alone
+        return plugins, rules
+    for name, value, dist in found:
+        plugin = Plugin(name, value, dist, ())
         try:
-            found = plugin.load()
+            loaded = plugin.load()
         except Exception as error:
             report(plugin.failed(error))
             continue
-        plugin.targets = tuple(sorted({m for r in found for m in r.modules}))
+        plugin.targets = tuple(sorted({m for r in loaded for m in r.modules}))
         plugins.append(plugin)
-        rules.extend(found)
+        rules.extend(loaded)
     return plugins, rules
 
 
@@ -124,7 +270,7 @@ def read_index(store: Store, report: Callable[[str], None]) -> list[Plugin] | No
     """The indexed entry points, or None when there is no index, it is stale or not to be trusted.
 
     The index names modules that will be imported, so it is read with the trust checks that
-    cache entries get.
+    cache entries get (the store's: a private directory, a file only this user can have written).
     """
     name = index_name()
     try:
@@ -135,18 +281,24 @@ def read_index(store: Store, report: Callable[[str], None]) -> list[Plugin] | No
                    "other distributions' rules are discovered again. Delete it, or run `astpatch cache clear`.")
         return None
     try:
-        version, stamp, entries = marshal.loads(data)
-    except (ValueError, EOFError, TypeError):
+        version, recorded, entries = marshal.loads(data)
+        if version != _INDEX_FORMAT or not _stamp_holds(recorded):
+            return None
+        plugins = [Plugin(entry, value, dist, tuple(targets), tuple(item[0] for item in files))
+                   for entry, value, dist, targets, files in entries]
+        if not all(holds(item) for _, _, _, _, files in entries for item in files):
+            return None  # a rule module changed: its rules may target other modules now
+    except Exception:  # damaged: discovered again, and replaced
         return None
-    if version != _INDEX_FORMAT or stamp != fingerprint():
-        return None
-    try:
-        return [Plugin(name, value, dist, tuple(targets)) for name, value, dist, targets in entries]
-    except (TypeError, ValueError):
-        return None
+    return plugins
 
 
-def write_index(store: Store, plugins: list[Plugin]) -> None:
-    """Record the entry points for later processes (a failed write is reported by the store)."""
-    entries = [(p.name, p.value, p.distribution, list(p.targets)) for p in plugins]
-    store.write(index_name(), marshal.dumps((_INDEX_FORMAT, fingerprint(), entries)))
+def write_index(store: Store, plugins: list[Plugin], taken: tuple) -> None:
+    """Record the entry points, with the stamp `taken` before discovery, for later processes
+    (a failed write is reported by the store)."""
+    import time
+
+    now = time.time_ns()
+    entries = [(p.name, p.value, p.distribution, list(p.targets), [evidence(f, now) for f in p.files])
+               for p in plugins]
+    store.write(index_name(), marshal.dumps((_INDEX_FORMAT, taken, entries)))
