@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 import zipfile
 
 import pytest
@@ -36,7 +37,7 @@ def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
 
 
 def test_help_on_every_command(scene):
-    for command in ([], ["list"], ["diff"], ["check"], ["run"], ["new"], ["cache"], ["cache", "warm"]):
+    for command in ([], ["list"], ["diff"], ["check"], ["run"], ["new"], ["cache"], ["cache", "warm"], ["cache", "prune"]):
         result = scene.astpatch(*command, "--help")
         assert result.returncode == 0 and "usage: astpatch" in result.stdout, command
 
@@ -223,6 +224,47 @@ def test_cache_dir_info_warm_clear(scene):
     assert scene.astpatch("cache", "clear").stdout.startswith("removed ")
     assert json.loads(scene.astpatch("cache", "info", "--json").stdout)["entries"] == []
     assert scene.astpatch("cache", "dir", ASTPATCH_NO_CACHE="1").stdout.strip() == "off"
+
+
+def test_cache_prune(scene):
+    assert scene.astpatch("cache", "warm").returncode == 0
+    (entry,) = scene.entries()
+    size = entry.stat().st_size
+    # Under the default bound, nothing to remove.
+    nothing = json.loads(scene.astpatch("cache", "prune", "--json").stdout)
+    assert nothing == {"directory": str(scene.cache), "max_bytes": 256 * 2**20, "removed": [],
+                       "remaining": {"files": 1, "bytes": size}}
+    # A temporary file of a writer that died (pid 2**22 + 1 is above Linux's pid limit) two minutes ago.
+    orphan = scene.cache / f".{entry.name}.{2**22 + 1}.1.tmp"
+    orphan.write_bytes(b"partial")
+    two_minutes_ago = time.time() - 120
+    os.utime(orphan, (two_minutes_ago, two_minutes_ago))
+    long_ago = time.time() - 40 * 86400
+    os.utime(entry, (long_ago, long_ago))
+    old = json.loads(scene.astpatch("cache", "prune", "--older-than", "30", "--json").stdout)
+    assert old["removed"] == [{"file": orphan.name, "size": 7, "why": "a temporary file of a writer that died"},
+                              {"file": entry.name, "size": size, "why": "unused for 40 days"}]
+    assert old["remaining"] == {"files": 0, "bytes": 0} and list(scene.cache.iterdir()) == []
+    assert scene.astpatch("cache", "warm").returncode == 0
+    assert scene.astpatch("cache", "prune", "--max-size", "1K").stdout.splitlines() == [
+        f"removed 1 files ({size} bytes) from {scene.cache}; 0 files (0 bytes) remain",
+        f"  {entry.name}  {size} bytes  least recently used, beyond 1024 bytes"]
+    assert list(scene.cache.iterdir()) == []
+    one_line_error(scene.astpatch("cache", "prune", "--max-size", "12X"),
+                   "--max-size must be a number of bytes, with K, M or G for a multiple: '12X'")
+    one_line_error(scene.astpatch("cache", "prune", "--older-than", "-1"), "--older-than must be a number of days, 0 or more: -1.0")
+    assert scene.astpatch("cache", "prune", ASTPATCH_NO_CACHE="1").stdout.strip() == "the cache is off (ASTPATCH_NO_CACHE=1)"
+
+
+@pytest.mark.parametrize("command", [("clear",), ("prune", "--max-size", "1K")])
+def test_cache_files_that_cannot_be_removed(scene, command):
+    """A file that cannot be removed (a read-only mount): one line on stderr for it, exit 1."""
+    assert scene.astpatch("cache", "warm").returncode == 0
+    (entry,) = scene.entries()
+    result = scene.astpatch("cache", *command, read_only=(scene.cache,))
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"astpatch: cannot remove {entry}: Read-only file system" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr and entry.exists()
 
 
 def pickler_diff(scene) -> str:

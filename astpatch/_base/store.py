@@ -9,6 +9,11 @@ processes and decides what code runs, so every file goes through `Store`:
   whole file or none, whatever other processes do at the same time; files are 0600.
 - A write that fails (read-only mount, full disk) gives one warning, and the process stops
   writing: the program still runs, patched, without caching.
+- The directory may be shared with other programs (ASTPATCH_CACHE_DIR=~/.cache, say): astpatch
+  removes only files named as it names its own (`own_name`, `temporary_of`) and never looks at others.
+- The temporary files of writers that died (SIGKILL, power loss) are swept (`OwnFile.orphaned`),
+  and the least recently used files are evicted beyond a size bound (`Store.evict`); both only
+  after a write or when asked (`astpatch cache prune`), never when a file is read.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import _thread
 import os
 import stat
+import time
 
 from .messages import trace, warn
 
@@ -40,10 +46,91 @@ class Unreadable(Exception):
         self.reason = reason
 
 
+def temporary_name(name: str) -> str:
+    """The temporary file `write_atomically` writes before it becomes `name`: `.<name>.<pid>.<thread id>.tmp`."""
+    return f".{name}.{os.getpid()}.{_thread.get_ident()}.tmp"
+
+
+def temporary_of(name: str) -> tuple[str, int] | None:
+    """(the name it was to become, the writer's pid) when `name` has the shape of `temporary_name`'s."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    parts = name[1:-4].rsplit(".", 2)
+    if len(parts) != 3 or not parts[0] or not all(p.isascii() and p.isdigit() for p in parts[1:]):
+        return None
+    return parts[0], int(parts[1])
+
+
+def own_name(name: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether `name` is one astpatch gives its files: `<stem>-<16 hex digits><suffix>`, as the cache's
+    entries (`<module>-<key digest>.astpatch`) and the entry-point indexes (`entry-points-<digest>.index`)."""
+    suffix = next((s for s in suffixes if name.endswith(s)), None)
+    if suffix is None:
+        return False
+    stem, _, digest = name[: -len(suffix)].rpartition("-")
+    return bool(stem) and not stem.startswith(".") and len(digest) == 16 and all(c in "0123456789abcdef" for c in digest)
+
+
+# A write takes far less than a second. A temporary file is an orphan when it has not been written
+# to for ORPHAN_AFTER seconds and its writer is not a live process on this host, or when it has not
+# been written to for ORPHAN_ANYWAY_AFTER seconds: a directory shared over the network also holds
+# other hosts' temporary files, whose pids mean nothing here, and a pid can be reused.
+ORPHAN_AFTER = 60.0
+ORPHAN_ANYWAY_AFTER = 24 * 3600.0
+
+
+def alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this host (assumed where it cannot be asked harmlessly)."""
+    if os.name != "posix":
+        return True  # os.kill would terminate it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
+
+
+class OwnFile:
+    """One of astpatch's files in the directory, with its status; `pid`, for a temporary file, its writer's."""
+
+    __slots__ = ("path", "name", "status", "pid")
+
+    def __init__(self, path: str, status: os.stat_result, pid: int | None) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        self.status = status
+        self.pid = pid
+
+    @property
+    def last_used(self) -> float:
+        """When it was last read or written, as the filesystem records it (most update the access
+        time at most daily; a `noatime` mount never does, and then this is when it was written)."""
+        return max(self.status.st_atime, self.status.st_mtime)
+
+    def orphaned(self, now: float) -> bool:
+        """Whether it is a temporary file whose writer died (see ORPHAN_AFTER)."""
+        if self.pid is None:
+            return False
+        idle = now - self.status.st_mtime
+        return idle > ORPHAN_ANYWAY_AFTER or (idle > ORPHAN_AFTER and not alive(self.pid))
+
+    def remove(self) -> str | None:
+        """Unlink it; None when it is gone, else why it is not."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass  # removed by another process at the same time
+        except OSError as error:
+            return error.strerror or str(error)
+        return None
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to `path` whole or not at all (mode 0600); raises OSError, leaving no temporary file."""
     directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".{name}.{os.getpid()}.{_thread.get_ident()}.tmp")
+    temporary = os.path.join(directory, temporary_name(name))
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
         try:
@@ -164,12 +251,52 @@ class Store:
         trace(f"stored {path}")
         return True
 
-    def files(self, suffixes: tuple[str, ...]) -> list[str]:
-        """The paths of the files whose names end with one of `suffixes` (for `astpatch cache`)."""
+    def own_files(self, suffixes: tuple[str, ...]) -> list[OwnFile]:
+        """astpatch's files: the names `own_name` accepts with one of `suffixes`, and their temporary
+        files, by name. No other file is looked at, let alone removed."""
         if self.directory is None:
             return []
         try:
             names = os.listdir(self.directory)
         except OSError:
             return []
-        return sorted(os.path.join(self.directory, n) for n in names if n.endswith(suffixes))
+        found = []
+        for name in sorted(names):
+            temporary = temporary_of(name)
+            if not own_name(temporary[0] if temporary else name, suffixes):
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                status = os.lstat(path)
+            except OSError:
+                continue  # removed meanwhile
+            if not stat.S_ISDIR(status.st_mode):  # astpatch makes no directories: not its own
+                found.append(OwnFile(path, status, temporary[1] if temporary else None))
+        return found
+
+    def sweep(self, suffixes: tuple[str, ...]) -> list[tuple[OwnFile, str | None]]:
+        """Remove the temporary files of writers that died (see ORPHAN_AFTER): each, and why it
+        could not be removed (None: it was)."""
+        now = time.time()
+        return [(f, f.remove()) for f in self.own_files(suffixes) if f.orphaned(now)]
+
+    def evict(self, suffixes: tuple[str, ...], max_bytes: int | None, unused_for: float | None = None,
+              keep: str | None = None) -> list[tuple[OwnFile, str, str | None]]:
+        """Remove astpatch's files (temporary ones aside) unused for more than `unused_for` seconds, then
+        the least recently used until the others take at most `max_bytes`; never the file named `keep`.
+        Each file chosen, why, and why it could not be removed (None: it was)."""
+        now = time.time()
+        files = [f for f in self.own_files(suffixes) if f.pid is None]
+        total = sum(f.status.st_size for f in files)
+        chosen = []
+        for f in sorted((f for f in files if f.name != keep), key=lambda f: f.last_used):
+            if unused_for is not None and now - f.last_used > unused_for:
+                why = f"unused for {(now - f.last_used) / 86400:.0f} days"
+            elif max_bytes is not None and total > max_bytes:
+                why = f"least recently used, beyond {max_bytes} bytes"
+            else:
+                continue
+            problem = f.remove()
+            total -= f.status.st_size if problem is None else 0
+            chosen.append((f, why, problem))
+        return chosen

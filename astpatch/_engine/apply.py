@@ -75,10 +75,17 @@ def _check_one_function(text: str) -> None:
         raise SyntaxError("the text is not one function definition")
 
 
+# Exceptions that say the process ran short (of stack: the import happened deep in a stack; of
+# memory), not that the edit is wrong: they propagate, and `pipeline.build` caches nothing.
+ENVIRONMENTAL = (RecursionError, MemoryError)
+
+
 def _run(part: Part, target: Target, module: str) -> tuple[object, str | None]:
     """The edit's result, or (None, why it raised): a broken edit must not break the import."""
     try:
         return part.edit.apply(target), None
+    except ENVIRONMENTAL:
+        raise
     except Exception as error:
         trace_exception(f"{module}: the edit of rule {part.id} raised", error)
         return None, f"the edit {part.edit.kind} raised {type(error).__name__}: {error}"

@@ -188,9 +188,9 @@ class Cache:
         warn(f"astpatch: ignored the cache entry {path} because {reason}; it will be rewritten.",
              strict=self.store.strict)
 
-    def store_entry(self, key: CacheKey, entry: Entry) -> None:
-        """Write `entry` atomically; a failure is one warning for the process (see `Store.write`)."""
-        self.store.write(key.file_name(), encode(key, entry))
+    def store_entry(self, key: CacheKey, entry: Entry) -> bool:
+        """Write `entry` atomically, and say whether it was; a failure is one warning for the process."""
+        return self.store.write(key.file_name(), encode(key, entry))
 
 
 def read_entry(path: str) -> tuple[CacheKey, list[tuple]] | str:
@@ -237,9 +237,11 @@ def environment(path: str, rules: list[Rule]) -> tuple[dict[str, str | None], tu
     return versions, tuple(checks)
 
 
-def other_sources(fullname: str, rules: list[Rule]) -> dict[str, tuple[str, bytes] | None]:
+def other_sources(fullname: str, rules: list[Rule], unreadable: dict[str, str]) -> dict[str, tuple[str, bytes] | None]:
     """The (path, bytes) of every other module that a rule on `fullname` also changes (None when
-    it has no source file): they decide, with this one, whether such a rule applies."""
+    it has no source file): they decide, with this one, whether such a rule applies. One that
+    exists but cannot be read (an I/O error, a permission) is None and goes into `unreadable`,
+    with why: a failure of the environment, which is never cached (see `pipeline.build`)."""
     found: dict[str, tuple[str, bytes] | None] = {}
     for module in (m for rule in rules for m in rule.modules if m != fullname):
         if module in found:
@@ -250,8 +252,10 @@ def other_sources(fullname: str, rules: list[Rule]) -> dict[str, tuple[str, byte
             path = locate(module)
             with open(path, "rb") as f:
                 found[module] = (path, f.read())
-        except (SourceNotFound, OSError):
+        except (SourceNotFound, FileNotFoundError, NotADirectoryError):
             found[module] = None
+        except OSError as error:
+            found[module], unreadable[module] = None, str(error)
     return found
 
 
@@ -277,24 +281,27 @@ _RAW_MAGIC = int.from_bytes(MAGIC_NUMBER, "little")
 
 class Lookup:
     """A key and what the cache holds for it: `built` on a hit; on a miss, the versions and their
-    evidence (`checks`) for the rewrite, and the other modules' sources it reads."""
+    evidence (`checks`) for the rewrite, the other modules' sources it reads, and those that cannot be read."""
 
-    __slots__ = ("key", "built", "versions", "checks", "others")
+    __slots__ = ("key", "built", "versions", "checks", "others", "unreadable")
 
     def __init__(self, key: CacheKey, built: Built | None, others: dict[str, tuple[str, bytes] | None],
-                 versions: dict[str, str | None] | None = None, checks: tuple = ()) -> None:
+                 versions: dict[str, str | None] | None = None, checks: tuple = (),
+                 unreadable: dict[str, str] | None = None) -> None:
         self.key = key
         self.built = built
         self.others = others
         self.versions = versions or {}
         self.checks = checks
+        self.unreadable = unreadable or {}
 
 
 def lookup(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cache) -> Lookup:
     """The key for `rules` on this source, and the cached result for it if there is a usable one."""
-    others = other_sources(fullname, rules)
+    unreadable: dict[str, str] = {}
+    others = other_sources(fullname, rules, unreadable)
     key = cache_key(fullname, path, source, rules, others)
-    entry = cache.load(key)
+    entry = cache.load(key) if not unreadable else None  # its key says "absent", which is not so
     if entry is not None:
         if not evidence_holds(entry.checks):
             trace(f"{fullname}: a distribution the cached entry depends on changed; rewriting")
@@ -306,4 +313,4 @@ def lookup(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Ca
             except Exception as error:
                 trace(f"{fullname}: cached entry unusable ({error}); rewriting")
     versions, checks = environment(path, rules)
-    return Lookup(key, None, others, versions, checks)
+    return Lookup(key, None, others, versions, checks, unreadable)

@@ -4,6 +4,21 @@ Key, cache lookup, rewrite and store in one place, used alike by the loader, the
 modules imported too early, `astpatch cache warm` and the benchmark, so all of them agree on the
 key and on what runs. The loader looks the cache up first (`cache.lookup`) and imports this module
 only on a miss.
+
+What is stored is what the rules and the sources decide, and nothing that the moment decides.
+A failure of the environment gives the module upstream's code in this process, with the reason
+in each rule's outcome (one warning a rule), and stores nothing, so the next process tries again:
+- RecursionError: the import happened deep in a stack, and the rewrite (libcst and `ast`
+  recurse over the tree, the compiler too) ran out of it;
+- MemoryError: the process ran out of memory;
+- OSError while reading the source of another module a rule also changes, other than its
+  absence (an I/O error, a permission, too many open files; see `cache.other_sources`).
+KeyboardInterrupt and SystemExit are not caught: they propagate, and nothing is stored. Any other
+exception of an edit is the rule's own failure and is cached with it (see `apply._run`); any other
+exception of astpatch propagates to the loader, which runs upstream's code and stores nothing.
+
+After its first write, a process sweeps the cache directory once (`tidy`): the temporary files of
+writers that died, and the least recently used entries beyond MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -12,9 +27,17 @@ import gc
 import marshal
 import time
 
+from .._base import outcomes as oc
 from .._base.messages import trace
 from .._base.modulefiles import SourceNotFound
-from .cache import Built, Cache, Entry, Lookup, lookup
+from .._model.entrypoints import INDEX_SUFFIX
+from .apply import ENVIRONMENTAL
+from .cache import SUFFIX, Built, Cache, Entry, Lookup, lookup
+
+# The most astpatch's files (entries and entry-point indexes) may take in the cache directory; beyond
+# it, the least recently used go first. A large module's entry takes a few megabytes.
+MAX_BYTES = 256 * 1024 * 1024
+OWN_SUFFIXES = (SUFFIX, INDEX_SUFFIX)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +61,9 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
     if looked_up.built is not None:
         return looked_up.built
     key, versions, others = looked_up.key, looked_up.versions, looked_up.others
+    if looked_up.unreadable:
+        module, error = next(iter(looked_up.unreadable.items()))
+        return _not_cached(fullname, rules, versions, f"the source of {module} cannot be read ({error})")
     from importlib.util import decode_source
 
     from .rewrite import rewrite  # imports ast; libcst is imported by the edits
@@ -63,6 +89,10 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         elsewhere = outcomes_elsewhere(fullname, rules, versions, read) if others else None
         result = rewrite(fullname, path, decode_source(source), rules, versions, upstream=upstream_code,
                          timings=timings, elsewhere=elsewhere)
+    except ENVIRONMENTAL as error:
+        what = "stack (the import happened deep in a stack)" if isinstance(error, RecursionError) else "memory"
+        return _not_cached(fullname, rules, versions, f"the rewrite ran out of {what}: {type(error).__name__}"
+                                                      f"{': ' if str(error) else ''}{error}")
     finally:
         if collecting:
             gc.enable()
@@ -74,17 +104,51 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         looked_up.checks,
     )
     started = time.perf_counter()
-    cache.store_entry(key, entry)
+    stored = cache.store_entry(key, entry)
     timings["cache write"] = time.perf_counter() - started
+    if stored and cache.directory is not None and cache.directory not in _tidied:
+        _tidied.add(cache.directory)
+        tidy(cache, keep=key.file_name())
     return Built(result.code, result.outcomes, spans)
+
+
+def _not_cached(fullname: str, rules: list[Rule], versions: dict[str, str | None], cause: str) -> Built:
+    """Upstream's code, with each rule failed for `cause` (a failure of the environment); nothing is stored."""
+    from .parts import gate_reason, version
+
+    trace(f"{fullname}: {cause}; running upstream's code, nothing stored")
+    outcomes = []
+    for rule in rules:
+        outside = gate_reason(rule, versions)  # a rule outside its gate has nothing to say about it
+        outcomes.append(oc.Outcome(rule.id, fullname, oc.NOT_APPLICABLE if outside else oc.FAILED,
+                                   outside or f"{cause}; nothing was cached, so the next process tries again",
+                                   version=version(rule, versions)))
+    return Built(None, outcomes, [])
+
+
+_tidied: set[str] = set()  # the cache directories this process has tidied
+
+
+def tidy(cache: Cache, keep: str | None = None) -> None:
+    """Remove the temporary files of writers that died, then the least recently used of astpatch's files
+    beyond MAX_BYTES, never `keep` (the entry just written). Unknown files are not looked at."""
+    store = cache.store
+    for file, problem in store.sweep(OWN_SUFFIXES):
+        trace(f"{'cannot remove' if problem else 'removed'} {file.path}: a temporary file of a writer that died "
+              f"(pid {file.pid}){f' ({problem})' if problem else ''}")
+    for file, why, problem in store.evict(OWN_SUFFIXES, MAX_BYTES, keep=keep):
+        trace(f"{'cannot remove' if problem else 'removed'} {file.path}: {why}{f' ({problem})' if problem else ''}")
 
 
 def build_file(fullname: str, path: str, rules: list[Rule], cache: Cache, timings: dict[str, float] | None = None) -> Built:
     """`build` for a module read from its file, as the import system would (`astpatch cache warm`,
     the benchmark, modules imported before `install()`). Raises OSError when it cannot be read."""
-    from importlib.machinery import SourceFileLoader
+    import os
+
+    from .upstream import upstream_code
 
     with open(path, "rb") as f:
         source = f.read()
-    loader = SourceFileLoader(fullname, path)
-    return build(fullname, path, source, rules, cache, upstream=lambda: loader.get_code(fullname), timings=timings)
+        status = os.fstat(f.fileno())  # after the read: what vouches for these bytes
+    return build(fullname, path, source, rules, cache, upstream=lambda: upstream_code(fullname, path, source, status),
+                 timings=timings)

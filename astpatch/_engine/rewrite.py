@@ -21,7 +21,7 @@ import types
 from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
 from .._model.rule import Change, Rule
-from .apply import Unlocatable, edit_function, edit_text, signature_changed
+from .apply import ENVIRONMENTAL, Unlocatable, edit_function, edit_text, signature_changed
 from .compile import compile_module, compile_remapped
 from .locate import Definition, find_class, find_definitions, locate_in_code
 from .names import unresolved_names
@@ -94,6 +94,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         if missing:
             reason = f"the patched code reads names the module does not define: {', '.join(missing)}"
             return Rewrite([_problem(o, reason) for o in outcomes], [], None, part_outcomes)
+    except ENVIRONMENTAL:
+        raise  # the compiler's recursion or memory ran out: not a fact about the rules (see `pipeline.build`)
     except Exception as error:  # e.g. an edit produced invalid code
         return Rewrite([_problem(o, f"the patched module does not compile: {error}") for o in outcomes], [], None,
                        part_outcomes)

@@ -79,13 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", metavar="DIR", help="write the rule file into DIR (default: print it)")
     sub.set_defaults(run=cmd_new)
 
-    cache = add("cache", "the code cache: dir, info, clear, warm")
+    cache = add("cache", "the code cache: dir, info, clear, prune, warm")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
     cache_commands.required = True
     cache_commands.add_parser("dir", help="print the cache directory", description="print the cache directory")
     info = cache_commands.add_parser("info", help="what the cache holds", description="what the cache holds")
     info.add_argument("--json", action="store_true", help="machine-readable output")
-    cache_commands.add_parser("clear", help="remove every entry", description="remove every entry")
+    cache_commands.add_parser("clear", help="remove every entry", description="remove every entry "
+                              "(astpatch's files only: other files in the directory are left alone)")
+    prune = cache_commands.add_parser(
+        "prune", help="remove what is no longer needed: orphaned temporary files, old and least recently used entries",
+        description="remove the temporary files of writers that died, the entries unused for --older-than days, "
+                    "then the least recently used entries beyond --max-size (astpatch's files only)")
+    prune.add_argument("--max-size", metavar="SIZE", help="the most the cache may take, in bytes or with K, M or G "
+                       "(default: 256M, the bound every process keeps after its first write)")
+    prune.add_argument("--older-than", type=float, metavar="DAYS", help="also remove entries unused for more than DAYS days")
+    prune.add_argument("--json", action="store_true", help="machine-readable output")
     cache_commands.add_parser("warm", help="rewrite and store every targeted module now (e.g. while building an image)",
                               description="rewrite and store every targeted module now (e.g. while building an image)")
     cache.set_defaults(run=cmd_cache)

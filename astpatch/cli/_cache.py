@@ -1,24 +1,31 @@
-"""`astpatch cache dir|info|clear|warm`: the code cache."""
+"""`astpatch cache dir|info|clear|prune|warm`: the code cache.
+
+The directory may hold other programs' files too: these commands list and remove only astpatch's
+own (entries, entry-point indexes, and their temporary files; see `astpatch._base.store`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import time
 
 from .._base import outcomes as oc
 from .._base import settings
-from .._base.store import Store
+from .._base.store import OwnFile, Store
 from .._engine.cache import SUFFIX, Cache, read_entry
-from .._model.entrypoints import INDEX_SUFFIX
 from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules
-
-_ALL = (SUFFIX, INDEX_SUFFIX, ".tmp")  # entries, entry-point indexes, leftover temporary files
 
 
 def _store() -> Store:
     return Store(settings.cache_directory(None))
+
+
+def _own_suffixes() -> tuple[str, ...]:
+    from .._engine.pipeline import OWN_SUFFIXES
+
+    return OWN_SUFFIXES
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -31,41 +38,83 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(directory)
         return EXIT_OK
     if args.cache_command == "clear":
-        removed = 0
-        for path in store.files(_ALL):
-            try:
-                os.unlink(path)
-                removed += 1
-            except IsADirectoryError:
-                import shutil
-
-                shutil.rmtree(path, ignore_errors=True)
-                removed += 1
-            except OSError as error:
-                print(f"astpatch: cannot remove {path}: {error.strerror or error}", file=sys.stderr)
-        print(f"removed {removed} entries from {directory}")
-        return EXIT_OK
+        # Everything of astpatch's but the temporary files of writers still at work (gone in a moment).
+        now = time.time()
+        files = [f for f in store.own_files(_own_suffixes()) if f.pid is None or f.orphaned(now)]
+        failed = _report_failures([(f, f.remove()) for f in files])
+        print(f"removed {len(files) - failed} entries from {directory}")
+        return EXIT_FINDING if failed else EXIT_OK
     if args.cache_command == "info":
-        rows = []
-        for path in store.files((SUFFIX, ".tmp")):
-            data = read_entry(path) if os.path.isfile(path) else "not a regular file"
-            row: dict = {"file": os.path.basename(path), "size": os.path.getsize(path) if os.path.isfile(path) else 0}
-            if isinstance(data, str):
-                row["problem"] = data
-            else:
-                key, outcomes = data
-                row.update(module=key.module, path=key.path, astpatch=key.astpatch,
-                           outcomes=[{"rule": o[0], "outcome": o[2]} for o in outcomes])
-            rows.append(row)
-        if args.json:
-            print(json.dumps({"directory": directory, "entries": rows}, indent=2))
-        else:
-            print(f"{directory}: {len(rows)} entries, {sum(r['size'] for r in rows)} bytes")
-            for r in rows:
-                what = r.get("problem") or ", ".join(f"{o['rule']}: {o['outcome']}" for o in r["outcomes"])
-                print(f"  {r.get('module', '?')}  {r['size']} bytes  {what}")
-        return EXIT_OK
+        return _info(args, store)
+    if args.cache_command == "prune":
+        return _prune(args, store)
     return _warm(args, store)
+
+
+def _report_failures(results: list[tuple[OwnFile, str | None]]) -> int:
+    """Print one line on stderr for each file that could not be removed; how many."""
+    failed = [(f, problem) for f, problem in results if problem is not None]
+    for f, problem in failed:
+        print(f"astpatch: cannot remove {f.path}: {problem}", file=sys.stderr)
+    return len(failed)
+
+
+def _info(args: argparse.Namespace, store: Store) -> int:
+    rows = []
+    for f in store.own_files((SUFFIX,)):
+        row: dict = {"file": f.name, "size": f.status.st_size}
+        data = f"a temporary file of process {f.pid}" if f.pid is not None else read_entry(f.path)
+        if isinstance(data, str):
+            row["problem"] = data
+        else:
+            key, outcomes = data
+            row.update(module=key.module, path=key.path, astpatch=key.astpatch,
+                       outcomes=[{"rule": o[0], "outcome": o[2]} for o in outcomes])
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"directory": store.directory, "entries": rows}, indent=2))
+    else:
+        print(f"{store.directory}: {len(rows)} entries, {sum(r['size'] for r in rows)} bytes")
+        for r in rows:
+            what = r.get("problem") or ", ".join(f"{o['rule']}: {o['outcome']}" for o in r["outcomes"])
+            print(f"  {r.get('module', '?')}  {r['size']} bytes  {what}")
+    return EXIT_OK
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `500000`, `300K`, `256M` or `2G` (powers of 1024); UsageError otherwise."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    number, unit = (text[:-1], text[-1:].upper()) if text[-1:].upper() in units else (text, "")
+    if not (number.isascii() and number.isdigit()):
+        raise UsageError(f"--max-size must be a number of bytes, with K, M or G for a multiple: {text!r}")
+    return int(number) * units.get(unit, 1)
+
+
+def _prune(args: argparse.Namespace, store: Store) -> int:
+    """Remove orphaned temporary files, files unused for --older-than days, then the least recently
+    used beyond --max-size."""
+    from .._engine.pipeline import MAX_BYTES, OWN_SUFFIXES
+
+    max_bytes = parse_size(args.max_size) if args.max_size is not None else MAX_BYTES
+    if args.older_than is not None and not args.older_than >= 0:
+        raise UsageError(f"--older-than must be a number of days, 0 or more: {args.older_than}")
+    unused_for = args.older_than * 86400 if args.older_than is not None else None
+    chosen = [(f, "a temporary file of a writer that died", problem) for f, problem in store.sweep(OWN_SUFFIXES)]
+    chosen += store.evict(OWN_SUFFIXES, max_bytes, unused_for)
+    failed = _report_failures([(f, problem) for f, _, problem in chosen])
+    removed: list[dict] = [{"file": f.name, "size": f.status.st_size, "why": why}
+                           for f, why, problem in chosen if problem is None]
+    remaining = [f for f in store.own_files(OWN_SUFFIXES) if f.pid is None]
+    kept = {"files": len(remaining), "bytes": sum(f.status.st_size for f in remaining)}
+    if args.json:
+        print(json.dumps({"directory": store.directory, "max_bytes": max_bytes, "removed": removed,
+                          "remaining": kept}, indent=2))
+    else:
+        print(f"removed {len(removed)} files ({sum(r['size'] for r in removed)} bytes) from {store.directory}; "
+              f"{kept['files']} files ({kept['bytes']} bytes) remain")
+        for r in removed:
+            print(f"  {r['file']}  {r['size']} bytes  {r['why']}")
+    return EXIT_FINDING if failed else EXIT_OK
 
 
 def _warm(args: argparse.Namespace, store: Store) -> int:
