@@ -328,7 +328,6 @@ def test_a_method_edit_that_calls_an_undefined_helper_is_refused_even_beside_glo
 
 
 @pytest.mark.parametrize("old, new, check", [
-    ("    def old(self):", "    def new(self):", "C().new() == 1 and not hasattr(C, 'old')"),
     ("    def old(self):", "    def old(self, extra=5):", "C().old() == 1 and C.old.__defaults__ == (5,)"),
     ("    def old(self):", "    @staticmethod\n    def old():", "C.old() == 1"),
 ])
@@ -344,6 +343,25 @@ def test_an_edit_of_the_def_line_itself_runs(old, new, check):
         namespace: dict = {}
         exec(result.code, namespace)
         assert eval(check, namespace)
+
+
+def test_a_rename_is_a_change_of_the_scope_that_binds_the_name():
+    """An edit of function C.old whose result is named otherwise is not that function any more:
+    failed, saying so. The same hunk on the class body (the scope that binds the name, where
+    `new --from-diff` puts it) renames the method, and what the patched text says runs."""
+    source = "class C:\n    def old(self):\n        return 1\n"
+    hunk = Hunk(before=["    def old(self):"], after=["    def new(self):"])
+    on_function = Rule(id="rename", summary="s", upstream="u", module="m", target="C.old", edit=ApplyHunks(hunks=[hunk]))
+    on_class = Rule(id="rename", summary="s", upstream="u", changes=[Change(module="m", scope="C",
+                                                                           edit=ApplyHunks(hunks=[hunk]))])
+    for upstream in (None, compile(source, "m.py", "exec", dont_inherit=True)):
+        (refused,) = rewrite("m", "m.py", source, [on_function], {}, upstream=upstream).outcomes
+        assert refused.status == oc.FAILED and "renamed C.old to new" in refused.reason, refused
+        result = rewrite("m", "m.py", source, [on_class], {}, upstream=upstream)
+        assert [o.status for o in result.outcomes] == [oc.APPLIED], result.outcomes
+        namespace: dict = {}
+        exec(result.code, namespace)
+        assert namespace["C"]().new() == 1 and not hasattr(namespace["C"], "old")
 
 
 def test_a_rule_over_two_modules_one_imported_before_install_is_applied_in_neither(modules, hook):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 from pathlib import Path
 
@@ -58,6 +59,34 @@ def test_a_rule_file_with_a_wrong_field(tmp_path):
     assert run.warnings == [
         f"astpatch: rule file {s.rule} failed to load: RuleError: rule 'pickler-valueerror': target must be a dotted "
         "name, got 'Pickler dumps'. The other rules still apply."]
+
+
+EXITS = {"sys.exit(3)": "3", "sys.exit('bye')": "'bye'", "raise SystemExit": "None"}
+
+
+@pytest.mark.parametrize("call", EXITS)
+def test_a_rule_file_that_calls_sys_exit(tmp_path, call):
+    """A rule file that calls sys.exit(): that file fails to load, named, and the rest applies; the program goes on."""
+    s = Scenario(tmp_path)
+    exiting = tmp_path / "exiting.py"
+    exiting.write_text(f"import sys\n{call}\n")
+    run = s.run(install_args=s.install_args(exiting, s.rule))
+    run.assert_patched(from_cache=False)
+    message = (f"astpatch: rule file {exiting} failed to load: SystemExit: {EXITS[call]} (a rule file must not exit "
+               "the program). The other rules still apply.")
+    assert run.warnings == [message]
+    strict = s.run(install_args=s.install_args(exiting, s.rule), ASTPATCH_STRICT="1")
+    assert strict.returncode == 1 and f"astpatch._base.messages.AstpatchError: {message}" in strict.stderr
+
+
+def test_a_rule_file_interrupted_by_ctrl_c(tmp_path):
+    """Ctrl-C while a rule file runs: KeyboardInterrupt reaches the program (it is the user's, not a rule's error)."""
+    s = Scenario(tmp_path)
+    interrupted = tmp_path / "interrupted.py"
+    interrupted.write_text("raise KeyboardInterrupt\n")
+    run = s.run(install_args=s.install_args(interrupted, s.rule))
+    assert run.returncode == -signal.SIGINT, (run.returncode, run.stderr)  # how CPython ends on an uncaught Ctrl-C
+    assert run.stderr.rstrip().endswith("KeyboardInterrupt") and run.warnings == [] and run.stdout == ""
 
 
 def test_two_rules_on_one_function_apply_in_order(tmp_path):

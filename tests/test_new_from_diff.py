@@ -354,6 +354,63 @@ def test_a_function_defined_in_a_match_case_is_a_scope_the_engine_finds(project)
     assert patched(project, "pkgfix.modes") == (after, ["applied"])
 
 
+SIZES = """\
+\"\"\"Sizes.\"\"\"
+
+import sys
+from typing import overload
+
+
+class Box:
+    def __init__(self):
+        self._size = 0
+
+    @property
+    def size(self):
+        return self._size
+
+    @size.setter
+    def size(self, value):
+        self._size = value
+
+
+@overload
+def scale(x: int) -> int: ...
+@overload
+def scale(x: str) -> str: ...
+def scale(x):
+    return x * 2
+
+
+if sys.version_info >= (3, 0):
+    def pick(x):
+        return x + 1
+else:
+    def pick(x):
+        return x - 1
+"""
+
+
+def test_hunks_in_a_property_accessor_or_an_overloaded_implementation_target_it(project):
+    """A property's getter and setter share their name, as an overloaded function's stubs and
+    implementation do: the hunks go to `Box.size`, `Box.size.setter` and `scale`, the targets that
+    name each, not to the class or the top level; a hunk in one branch of an `if` stays a change of
+    the top level (a rule on `pick` would edit both branches)."""
+    after = (SIZES.replace("return self._size\n", "return self._size or 0\n")
+             .replace("self._size = value", "self._size = max(value, 0)")
+             .replace("return x * 2", "return x * 3")
+             .replace("return x + 1", "return x + 10"))
+    project.write("pkgfix.sizes", SIZES)
+    project.diff.write_text(make_diff(SIZES, after, "pkgfix/sizes.py", context=1))
+    assert parts(new(project)) == [("pkgfix.sizes", "Box.size", 1), ("pkgfix.sizes", "Box.size.setter", 1),
+                                   ("pkgfix.sizes", "scale", 1), ("pkgfix.sizes", "", 1)]
+    assert patched(project, "pkgfix.sizes") == (after, ["applied"])
+    assert run(project, "from pkgfix.sizes import Box, scale, pick\n"
+                        "b = Box(); b.size = -3; b2 = Box(); b2._size = None\n"
+                        "print(b.size, b2.size, scale(2), pick(1), [o.status for o in astpatch.applied()])"
+               ) == "0 0 6 11 ['applied']"
+
+
 # Definitions in every kind of block, some twice, some nested, some decorated.
 BLOCKS = """\
 import sys

@@ -86,14 +86,17 @@ def default_cache_directory() -> str:
 
 
 def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[[str], None] | None = None) -> str | None:
-    """The cache directory to use, or None for no cache.
+    """The cache directory to use, as an absolute path, or None for no cache.
 
     ASTPATCH_NO_CACHE=1 turns the cache off whatever the program asks (an operator's switch, as
     on a read-only image); otherwise `install(cache_dir=...)` wins over ASTPATCH_CACHE_DIR, and
-    `False` means no cache.
+    `False` means no cache. Either may be relative or start with `~`: it is resolved here, once,
+    so a later `os.chdir()` does not move the cache, and `~` is the home directory, not a folder named `~`.
     """
     if argument is False or flag(NO_CACHE, report):
         return None
     if argument is not None and argument is not True:
-        return os.fspath(argument)
-    return os.environ.get(CACHE_DIR, "").strip() or default_cache_directory()
+        path = os.fspath(argument)
+    else:
+        path = os.environ.get(CACHE_DIR, "").strip() or default_cache_directory()
+    return os.path.abspath(os.path.expanduser(path)) if path else path

@@ -4,7 +4,9 @@ Whatever astpatch writes there (cached code, the entry-point index) is read back
 processes and decides what code runs, so every file goes through `Store`:
 
 - The directory is created private to the user (0700), and is not used at all when another user
-  owns it or could write to it; nor is any file in it that another user owns or could write.
+  owns it or could write to it; nor is any file in it that another user owns or could write. A
+  symbolic link to it is followed when no other user could repoint it (`untrusted_links`).
+- An entry that is not a regular file (a FIFO, a device, a socket) is never opened for reading.
 - Writes go to a temporary file in the same directory, then `os.replace`, so a reader sees a
   whole file or none, whatever other processes do at the same time; files are 0600.
 - A write that fails (read-only mount, full disk) gives one warning, and the process stops
@@ -24,17 +26,7 @@ import stat
 import time
 
 from .messages import trace, warn
-
-
-def untrusted(st: os.stat_result) -> str | None:
-    """Why a file or directory with this status must not be trusted, or None."""
-    if not hasattr(os, "geteuid"):
-        return None  # no POSIX ownership to check
-    if st.st_uid != os.geteuid():
-        return f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"other users can write to it (mode {stat.filemode(st.st_mode)})"
-    return None
+from .trust import file_type, untrusted, untrusted_links
 
 
 class Unreadable(Exception):
@@ -152,12 +144,18 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 class Store:
     """A directory of files astpatch trusts, or `Store(None)` for none (no caching)."""
 
-    def __init__(self, directory: str | None, *, strict: bool = False) -> None:
+    def __init__(self, directory: str | None, *, strict: bool = False, by_argument: bool = False) -> None:
         self.directory = directory
         self.strict = strict
+        # Advice names what chose the directory: ASTPATCH_CACHE_DIR does not move one that install() was given.
+        self._elsewhere = "give install(cache_dir=...)" if by_argument else "set ASTPATCH_CACHE_DIR to"
         self._lock = _thread.allocate_lock()
         self._usable: bool | None = None  # directory checked once per process
         self._write_disabled = False
@@ -188,50 +186,66 @@ class Store:
     def _check(self, directory: str, create: bool) -> bool | None:
         """The directory's verdict, or None when it does not exist yet and `create` is off."""
         try:
-            st = os.lstat(directory)
+            st = os.stat(directory)  # what a symbolic link names; the link itself is checked below
         except FileNotFoundError:
             if not create:
                 return None  # nothing stored yet; decide when writing
             try:
+                if os.path.islink(directory):
+                    raise OSError(f"it is a symbolic link to {os.readlink(directory)}, which does not exist")
                 os.makedirs(directory, mode=0o700, exist_ok=True)
-                st = os.lstat(directory)
+                st = os.stat(directory)
             except OSError as error:
                 warn(f"astpatch: cannot create the cache directory {directory} ({error}); "
-                     "modules are patched without caching. Set ASTPATCH_CACHE_DIR to a writable "
+                     f"modules are patched without caching. {_sentence(self._elsewhere)} a writable "
                      "directory, or ASTPATCH_NO_CACHE=1 to silence this.", strict=self.strict)
                 return False
         except OSError as error:
-            warn(f"astpatch: cannot use the cache directory {directory} ({error}); modules "
-                 "are patched without caching. Set ASTPATCH_CACHE_DIR to a usable directory.",
+            warn(f"astpatch: cannot use the cache directory {directory} ({error}); modules are patched "
+                 f"without caching. {_sentence(self._elsewhere)} a usable directory.",
                  strict=self.strict)
             return False
-        reason = "it is not a directory" if not stat.S_ISDIR(st.st_mode) else untrusted(st)
+        reason = untrusted_links(directory) or (
+            untrusted(st) if stat.S_ISDIR(st.st_mode) else f"it is {file_type(st.st_mode)}, not a directory")
         if reason:
-            warn(f"astpatch: the cache directory {directory} is not used because {reason}. "
-                 "Modules are patched without caching. Make it private to your user "
-                 "(chmod 700), or set ASTPATCH_CACHE_DIR to a directory only you can write.",
-                 strict=self.strict)
+            warn(f"astpatch: the cache directory {directory} is not used because {reason}. Modules are patched "
+                 f"without caching. {self._advice(directory, st, reason)}", strict=self.strict)
             return False
         return True
 
+    def _advice(self, directory: str, st: os.stat_result, reason: str) -> str:
+        """Only what this user can do about an unusable directory: chmod what they own, remove what is
+        theirs to remove, else pick another directory."""
+        me = os.geteuid() if hasattr(os, "geteuid") else None
+        elsewhere = f"{self._elsewhere} a directory only you can write."
+        if st.st_uid == me and reason.startswith("other users can write to it"):
+            return f"Make it private to your user (chmod 700 {directory}), or {elsewhere}"
+        if os.lstat(directory).st_uid == me and os.access(os.path.dirname(directory) or os.curdir, os.W_OK):
+            return f"Remove it, or {elsewhere}"
+        return _sentence(elsewhere)
+
     def read(self, name: str) -> bytes:
-        """The bytes of file `name`, if this user alone can have written it; else `Unreadable`."""
+        """The bytes of file `name`, if this user alone can have written it; else `Unreadable`. Only a
+        regular file is opened (a FIFO would block the import, a device could act on being opened)."""
         if not self.usable():
             raise Unreadable("missing", "there is no usable cache directory")
         path = self.path(name)
         try:
-            with open(path, "rb") as f:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise Unreadable("damaged", f"it is {file_type(mode)}")
+            # O_NONBLOCK: should it become a FIFO in between, opening it does not wait for a writer.
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+            with open(os.open(path, flags), "rb") as f:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
-                    raise Unreadable("damaged", "it is not a regular file")
+                    raise Unreadable("damaged", f"it is {file_type(st.st_mode)}")
                 unsafe = untrusted(st)
                 if unsafe:
                     raise Unreadable("untrusted", unsafe)
                 return f.read()
         except FileNotFoundError:
             raise Unreadable("missing", "it does not exist") from None
-        except IsADirectoryError:
-            raise Unreadable("damaged", "it is a directory") from None
         except OSError as error:
             raise Unreadable("error", f"it cannot be read ({error.strerror or error})") from None
 

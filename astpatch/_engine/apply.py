@@ -27,7 +27,8 @@ class _Function:
 
     An indented function cannot be parsed on its own; under `if 1:` it can, so every line
     (strings and comments included) is kept exactly. Edits that work on the text never parse it
-    with libcst, so they cost no libcst import; `ast` checks that the text is one function.
+    with libcst, so they cost no libcst import; `ast` checks that the text is one function, and
+    gives its name and the column of its `def`.
     """
 
     def __init__(self, code: str) -> None:
@@ -37,7 +38,7 @@ class _Function:
         self.code = code
         self.wrapper: cst.Module | None = None
         self._node: cst.FunctionDef | None = None
-        _check_one_function(self.header + code)
+        self.name, self.column = _check_one_function(self.header + code)
 
     @property
     def node(self) -> cst.FunctionDef:
@@ -64,15 +65,40 @@ def _node_of(function: _Function) -> Callable[[], cst.FunctionDef]:
     return lambda: function.node
 
 
-def _check_one_function(text: str) -> None:
-    """Raise SyntaxError unless `text` (under its `if 1:` header, if any) is exactly one function."""
+def _check_one_function(text: str) -> tuple[str, int]:
+    """The name and `def` column of the one function that `text` (under its `if 1:` header, if
+    any) is; SyntaxError, saying what else it holds, when it is not exactly one function."""
     import ast
 
     body = ast.parse(text).body
     if len(body) == 1 and isinstance(body[0], ast.If):
         body = body[0].body
-    if len(body) != 1 or not isinstance(body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+    functions = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if len(body) == 1 and functions:
+        return functions[0].name, functions[0].col_offset
+    if not functions:
         raise SyntaxError("the text is not one function definition")
+
+    def label(node: ast.stmt) -> str:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return f"`{'class' if isinstance(node, ast.ClassDef) else 'def'} {node.name}`"
+        return f"a statement ({type(node).__name__})"
+
+    others = ", ".join(label(n) for n in body if n is not functions[0])
+    raise SyntaxError(f"the text holds more than the function {functions[0].name}: also {others}")
+
+
+def _not_the_target(function: _Function, before: _Function, qualname: str, kind: str) -> str | None:
+    """Why an edit's result is not the target function it was given, or None: the engine puts it
+    in place of the target's lines, so a renamed or re-indented function would not be the target
+    (a renaming is a change of the enclosing class body or of the module's top level)."""
+    if function.name != before.name:
+        return (f"the edit {kind} renamed {qualname} to {function.name}: the result of an edit of a function must be "
+                "that function (a rule renames one by changing the class body or the module's top level)")
+    if function.column != before.column:
+        return (f"the edit {kind} moved the `def` of {qualname} from column {before.column} to {function.column}: "
+                "the result of an edit of a function must be that function, at its own indentation")
+    return None
 
 
 # Exceptions that say the process ran short (of stack: the import happened deep in a stack; of
@@ -110,10 +136,7 @@ def edit_function(lines: list[str], definition: Definition, qualname: str, modul
         return [outcome(part, module, versions, oc.FAILED, reason) for part in parts], None
 
     outcomes = []
-    edited: str | None = None  # the source after the last applied edit, parsed only if another edit follows
     for part in parts:
-        if edited is not None:
-            function, edited = _Function(edited), None
         result, raised = _run(part, Target(None, qualname, module, function.code, _node_of(function)), module)
         if raised is not None:
             outcomes.append(outcome(part, module, versions, oc.FAILED, raised))
@@ -128,20 +151,23 @@ def edit_function(lines: list[str], definition: Definition, qualname: str, modul
         elif status == APPLIED and (result.node is not None or result.code is not None):  # type: ignore[attr-defined]
             code = result.code  # type: ignore[attr-defined]
             candidate = code if code is not None else function.with_node(result.node)  # type: ignore[attr-defined]
-            if code is not None:
-                try:
-                    _Function(candidate)  # text from an edit: it must still be one function
-                except SyntaxError as error:
-                    reason = f"the edit {part.edit.kind} produced code that is not one function: {error}"
-                    outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
-                    continue
-            edited = candidate
+            try:
+                checked = _Function(candidate)  # the result must still be one function: the target
+            except SyntaxError as error:
+                reason = f"the edit {part.edit.kind} produced code that is not one function: {error}"
+                outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
+                continue
+            wrong = _not_the_target(checked, function, qualname, part.edit.kind)
+            if wrong is not None:
+                outcomes.append(outcome(part, module, versions, oc.FAILED, wrong))
+                continue
+            function = checked
             outcomes.append(outcome(part, module, versions, oc.APPLIED, result.reason))  # type: ignore[attr-defined]
         else:
             reason = f"the edit does not apply: {getattr(result, 'reason', '')}"
             outcomes.append(outcome(part, module, versions, oc.FAILED, reason))
 
-    code = edited if edited is not None else function.code
+    code = function.code
     if code == original or (code == original + "\n" and not original.endswith("\n")):
         return outcomes, None
     new_lines = split_lines(code)

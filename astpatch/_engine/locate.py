@@ -1,7 +1,9 @@
 """Finding a function by qualified name: from the module's code objects, or by parsing it.
 
 Both give the function's exact line span (from its first decorator to its last line) and the
-scopes down to it, as the compiler numbers them.
+scopes down to it, as the compiler numbers them. A name defined more than once at one scope level
+(a property's accessors, `typing.overload` stubs, the branches of an `if`) is resolved by parsing
+only: `find_definitions` says which of its definitions a target names.
 """
 
 from __future__ import annotations
@@ -27,22 +29,27 @@ class Definition:
     at its first decorator).
     """
 
-    __slots__ = ("scopes", "start", "end")
+    __slots__ = ("scopes", "start", "end", "generic")
 
-    def __init__(self, scopes: list[tuple[str, int, bool]], start: int, end: int) -> None:
+    def __init__(self, scopes: list[tuple[str, int, bool]], start: int, end: int, generic: bool = False) -> None:
         self.scopes = scopes
         self.start = start
         self.end = end
+        # It or a scope around it has type parameters (PEP 695): Python 3.12+ then puts a code
+        # object for them between a scope's code and its parent's.
+        self.generic = generic
 
     @classmethod
     def from_nodes(cls, path: list[ast.AST]) -> Definition:
         scopes = [(n.name, first_line(n), isinstance(n, ast.ClassDef)) for n in path]  # type: ignore[attr-defined]
-        return cls(scopes, first_line(path[-1]), path[-1].end_lineno)  # type: ignore[attr-defined]
+        generic = any(getattr(n, "type_params", None) for n in path)
+        return cls(scopes, first_line(path[-1]), path[-1].end_lineno, generic)  # type: ignore[attr-defined]
 
     @property
     def in_classes_only(self) -> bool:
-        """Whether every enclosing scope is a class: then the function compiles on its own."""
-        return all(is_class for _, _, is_class in self.scopes[:-1])
+        """Whether every enclosing scope is a class and none has type parameters: then the function
+        compiles on its own and its code replaces the one at its place in its parent's."""
+        return not self.generic and all(is_class for _, _, is_class in self.scopes[:-1])
 
 
 def first_line(node: ast.AST) -> int:
@@ -67,9 +74,27 @@ def definitions_in(body: list[ast.stmt]) -> list[_Node]:
     return found
 
 
-def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition], str]:
-    """Every definition of function `qualname`, and a reason when there is none."""
-    parts = qualname.split(".")
+# The accessors a property's definitions are decorated with (`@size.setter`): a target's last part.
+ACCESSORS = ("getter", "setter", "deleter")
+
+
+def _role(node: _Node) -> str | None:
+    """What a definition is among those of its name: "overload" (a `typing.overload` stub, which
+    never runs), a property's "getter", "setter" or "deleter", or None (a plain definition)."""
+    for decorator in getattr(node, "decorator_list", ()):
+        if (isinstance(decorator, ast.Attribute) and isinstance(decorator.value, ast.Name)
+                and decorator.value.id == node.name and decorator.attr in ACCESSORS):
+            return decorator.attr
+        name = decorator.attr if isinstance(decorator, ast.Attribute) else getattr(decorator, "id", "")
+        if name == "overload":
+            return "overload"
+        if name.endswith("property"):
+            return "getter"
+    return None
+
+
+def _paths(tree: ast.Module, parts: list[str]) -> tuple[list[list[ast.AST]], str]:
+    """The nodes down to every definition named by `parts`, and a reason when there is none."""
     scopes: list[list[ast.AST]] = [[]]
     bodies: list[list[ast.stmt]] = [tree.body]
     for depth, part in enumerate(parts):
@@ -84,10 +109,59 @@ def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition],
             where = ".".join(parts[:depth]) or "the module"
             return [], f"{'.'.join(parts[: depth + 1])} is not defined in {where}"
         scopes, bodies = next_scopes, next_bodies
-    functions = [Definition.from_nodes(path) for path in scopes if isinstance(path[-1], _FUNCTIONS)]
+    return scopes, ""
+
+
+def _lines(paths: list[list[ast.AST]]) -> str:
+    return ", ".join(str(first_line(path[-1])) for path in paths)
+
+
+def find_definitions(tree: ast.Module, qualname: str) -> tuple[list[Definition], str]:
+    """Every definition that target `qualname` names, and a reason when there is none.
+
+    A name defined once is that definition. Of a name defined several times at a scope level, the
+    ones that can run: not the `@overload` stubs, and for a property, its getter; `name.setter`,
+    `name.deleter` and `name.getter` name a property's accessor (unless `name` itself defines a
+    function so named). Several left (the branches of an `if`) are all the target's definitions.
+    """
+    parts = qualname.split(".")
+    paths, reason = _paths(tree, parts)
+    if not paths and len(parts) > 1 and parts[-1] in ACCESSORS:
+        owners = [p for p in _paths(tree, parts[:-1])[0] if isinstance(p[-1], _FUNCTIONS)]
+        if owners:
+            chosen = [p for p in owners if _role(p[-1]) == parts[-1]]  # type: ignore[arg-type]
+            if chosen:
+                return [Definition.from_nodes(p) for p in chosen], ""
+            name, accessor = parts[-2], parts[-1]
+            decorated = f"@{name}.{accessor}" if accessor != "getter" else f"@property or @{name}.getter"
+            return [], (f"{'.'.join(parts[:-1])} has no {accessor}: no definition of {name} in "
+                        f"{'.'.join(parts[:-2]) or 'the module'} is decorated {decorated}")
+    if not paths:
+        return [], reason
+    functions = [path for path in paths if isinstance(path[-1], _FUNCTIONS)]
     if not functions:
         return [], f"{qualname} is a class, not a function"
-    return functions, ""
+    if len(functions) > 1:
+        roles = [_role(path[-1]) for path in functions]  # type: ignore[arg-type]
+        running = [path for path, role in zip(functions, roles) if role not in ("overload", "setter", "deleter")]
+        if not running:
+            if all(role == "overload" for role in roles):
+                return [], (f"{qualname} is defined {len(functions)} times, each an @overload stub (lines "
+                            f"{_lines(functions)}): there is no implementation to edit")
+            return [], (f"{qualname} is defined {len(functions)} times (lines {_lines(functions)}), as a property's "
+                        f"setter or deleter or an @overload stub: name the accessor, as in {qualname}.setter")
+        functions = running
+    return [Definition.from_nodes(path) for path in functions], ""
+
+
+def target_name(tree: ast.Module, qualname: str, start: int) -> str | None:
+    """The target that names exactly the function `qualname` whose definition starts at line
+    `start` (`Box.size.setter` for a property's setter, say), or None when no target does (an
+    `@overload` stub; one of the definitions of a name in the branches of an `if`)."""
+    for name in (qualname, *(f"{qualname}.{accessor}" for accessor in ACCESSORS)):
+        if [d.start for d in find_definitions(tree, name)[0]] == [start]:
+            return name
+    return None
 
 
 def find_class(tree: ast.Module, qualname: str) -> tuple[int, int] | None:

@@ -140,12 +140,16 @@ def _rewrite_parts(module: str, path: str, text: str, lines: list[str], parts: l
 
 def _apply(module: str, lines: list[str], parts: list[Part], located: dict[int, tuple[list[Definition], str]],
            versions: dict[str, str | None], tree: ast.Module | None, text: str, path: str,
-           strict_span: bool = False) -> tuple[dict[int, oc.Outcome], list[Span], list[Definition]]:
-    outcomes: dict[int, oc.Outcome] = {}
+           strict_span: bool = False, refused: dict[int, oc.Outcome] | None = None,
+           ) -> tuple[dict[int, oc.Outcome], list[Span], list[Definition]]:
+    """`refused`: parts withdrawn by an earlier pass, with their outcomes (see `_every_definition`)."""
+    outcomes: dict[int, oc.Outcome] = dict(refused or {})
     # Function parts, grouped by the function they edit, so parts on one function apply in order.
     groups: dict[int, tuple[Definition, str, list[Part]]] = {}
+    several: dict[int, tuple[Part, list[Definition]]] = {}  # parts whose target has several definitions
+    each: dict[tuple[int, int], oc.Outcome] = {}  # (part, definition's first line): its outcome there
     text_parts: list[tuple[Part, int, int, str]] = []
-    for part in parts:
+    for part in (p for p in parts if id(p) not in outcomes):
         scope = "module" if not part.target else "function"
         found, reason = located.get(id(part), ([], ""))
         if part.target and not found and reason.endswith("is a class, not a function"):
@@ -163,30 +167,38 @@ def _apply(module: str, lines: list[str], parts: list[Part], located: dict[int, 
             text_parts.append((part, span[0], span[1], part.target))  # type: ignore[index]
         elif not found:
             outcomes[id(part)] = outcome(part, module, versions, oc.TARGET_MISSING, reason)
-        elif len(found) > 1:
-            where = ", ".join(str(d.start) for d in found)
-            outcomes[id(part)] = outcome(part, module, versions, oc.FAILED, f"{part.target} is defined {len(found)} "
-                                         f"times (lines {where}); the rule does not guess which one runs")
         else:
-            groups.setdefault(found[0].start, (found[0], part.target, []))[2].append(part)
+            if len(found) > 1:
+                several[id(part)] = (part, found)
+            for definition in found:
+                groups.setdefault(definition.start, (definition, part.target, []))[2].append(part)
 
     spans: list[Span] = []
     edited: list[Definition] = []
     for definition, qualname, group in sorted(groups.values(), key=lambda g: g[0].start):
         if any(d.start <= definition.end and definition.start <= d.end for d in edited):
             for part in group:
-                outcomes[id(part)] = outcome(part, module, versions, oc.FAILED,
-                                             f"{qualname} lies inside another edited function")
+                outcomes[id(part)] = each[id(part), definition.start] = outcome(
+                    part, module, versions, oc.FAILED, f"{qualname} lies inside another edited function")
             continue
         results, new_lines = edit_function(lines, definition, qualname, module, group, versions, strict_span)
         for part, o in zip(group, results):
-            outcomes[id(part)] = o
+            outcomes[id(part)] = each[id(part), definition.start] = o
         if new_lines is not None:
             # A function whose `def` statement itself changed compiles with the whole module.
             whole = signature_changed(lines[definition.start - 1 : definition.end], new_lines)
             spans.append(Span(definition.start, definition.end, new_lines, function=not whole,
                               in_classes=definition.in_classes_only))
             edited.append(definition)
+    withdrawn = {}
+    for key, (part, found) in several.items():
+        results = [each[key, d.start] for d in found]
+        outcomes[key] = _every_definition(part, module, versions, found, results)
+        if outcomes[key].status not in _TAKEN and any(o.status == oc.APPLIED for o in results):
+            withdrawn[key] = outcomes[key]
+    if withdrawn:  # edited in some of its definitions only: the edits must go, so the others apply again
+        return _apply(module, lines, parts, located, versions, tree, text, path, strict_span,
+                      {**(refused or {}), **withdrawn})
     for part, start, end, qualname in text_parts:
         o, found_spans = edit_text(lines, start, end, qualname, module, part, versions)
         if any(s.start <= t.end + 1 and t.start <= s.end + 1 for s in found_spans for t in spans):
@@ -196,3 +208,36 @@ def _apply(module: str, lines: list[str], parts: list[Part], located: dict[int, 
         spans.extend(found_spans)
     spans.sort(key=lambda s: (s.start, s.end))
     return outcomes, spans, edited
+
+
+_TAKEN = (oc.APPLIED, oc.ALREADY_FIXED, oc.NOT_APPLICABLE)
+
+
+def _every_definition(part: Part, module: str, versions: dict[str, str | None], found: list[Definition],
+                      results: list[oc.Outcome]) -> oc.Outcome:
+    """The outcome of a part whose target is defined several times (in the branches of an `if`, or
+    of a `try` and its `except ImportError`). Which one runs is decided as the module runs, so the
+    rule edits every definition or none; the reason says which lines it edited."""
+    head = f"{part.target} is defined {len(found)} times (lines {', '.join(str(d.start) for d in found)})"
+
+    def reasons(status: str) -> str:
+        return "; ".join(dict.fromkeys(o.reason for o in results if o.status == status and o.reason))
+
+    def at(status: str) -> str:
+        starts = [str(d.start) for d, o in zip(found, results) if o.status == status]
+        return f"line{'s' if len(starts) > 1 else ''} {', '.join(starts)}"
+
+    if all(o.status == oc.ALREADY_FIXED for o in results):
+        return outcome(part, module, versions, oc.ALREADY_FIXED,
+                       f"{head}: every definition is already fixed: {reasons(oc.ALREADY_FIXED)}")
+    outside = next((o for o in results if o.status == oc.NOT_APPLICABLE), None)
+    if outside is not None:
+        return outside  # the rule's gate does not select the installed version: the same for every definition
+    refusing = next(((d, o) for d, o in zip(found, results) if o.status not in _TAKEN), None)
+    if refusing is not None:
+        return outcome(part, module, versions, oc.FAILED, f"{head} and the rule edits every definition or none: "
+                       f"the one at line {refusing[0].start} does not take the edit: {refusing[1].reason}")
+    if all(o.status == oc.APPLIED for o in results):
+        return outcome(part, module, versions, oc.APPLIED, f"{head}: edited every definition: {reasons(oc.APPLIED)}")
+    return outcome(part, module, versions, oc.APPLIED, f"{head}: edited {at(oc.APPLIED)}: {reasons(oc.APPLIED)}; "
+                   f"already fixed at {at(oc.ALREADY_FIXED)}: {reasons(oc.ALREADY_FIXED)}")

@@ -121,7 +121,9 @@ def install(
 
         strict = bool(strict) or settings.flag(settings.STRICT, note)
         disabled = settings.disabled()
-        store = Store(settings.cache_directory(cache_dir, note), strict=strict)
+        # Resolved once, here: relative to the working directory of install(), `~` expanded.
+        store = Store(settings.cache_directory(cache_dir, note), strict=strict,
+                      by_argument=cache_dir is not None and not isinstance(cache_dir, bool))
         if disabled.everything:
             trace("install(): ASTPATCH_DISABLE turns astpatch off")
             return Installation(Session(RuleSet(note), store, strict), arguments, active=False)

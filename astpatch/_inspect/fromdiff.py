@@ -99,12 +99,12 @@ def _locate(hunk: RawHunk, lines: list[str], path: str, where: str) -> _Located:
                     "nor after it, so it cannot tell where it applies")
 
 
-def _owner(located: _Located, scopes: list[Scope], counts: dict[str, int]) -> Scope:
+def _owner(located: _Located, scopes: list[Scope]) -> Scope:
     """The innermost scope that holds every changed line (inserted blank lines decide nothing)."""
     deciding = [c for c in located.changes if c.at is not None or c.text.strip()] or located.changes
     owners = [s for s in scopes if all(s.contains(c) for c in deciding)]
     innermost = max(owners, key=lambda s: (s.start, -s.end) if s.kind != "module" else (0, 0))
-    return findable(innermost, counts)
+    return findable(innermost)
 
 
 def _extents(scope: Scope, members: list[_Located], lines: list[str]) -> list[tuple[int, int]]:
@@ -145,7 +145,7 @@ class ScopeChange:
 
     def __init__(self, module: str, scope: Scope, hunks: list[Hunk]) -> None:
         self.module = module
-        self.scope = scope.qualname
+        self.scope = scope.target or ""
         self.hunks = hunks
 
 
@@ -247,9 +247,6 @@ def _plan_module(file: FileDiff, module: str, path: str, text: str) -> tuple[lis
         raise DiffError(f"{path} does not parse, so the scopes of the diff's hunks cannot be found: {error}") from None
     lines = split_lines(text)
     scopes = scopes_of(tree, lines)
-    counts: dict[str, int] = {}
-    for scope in scopes:
-        counts[scope.qualname] = counts.get(scope.qualname, 0) + 1
     notes = []
     groups: dict[Scope, list[_Located]] = {}
     for hunk in file.hunks:
@@ -259,7 +256,7 @@ def _plan_module(file: FileDiff, module: str, path: str, text: str) -> tuple[lis
             continue
         _slide_up(hunk)
         located = _locate(hunk, lines, path, where)
-        groups.setdefault(_owner(located, scopes, counts), []).append(located)
+        groups.setdefault(_owner(located, scopes), []).append(located)
     # Parts the engine would refuse together (nested functions, a class or top-level change next to
     # another part) become one part on the scope that holds both.
     while True:
@@ -270,7 +267,7 @@ def _plan_module(file: FileDiff, module: str, path: str, text: str) -> tuple[lis
         if pair is None:
             break
         merged = groups.pop(pair[0]) + groups.pop(pair[1])
-        groups.setdefault(findable(common(*pair), counts), []).extend(merged)
+        groups.setdefault(findable(common(*pair)), []).extend(merged)
     changes = []
     everything = [located for members in groups.values() for located in members]
     for scope, members in sorted(groups.items(), key=lambda g: min(m.hunk.number for m in g[1])):

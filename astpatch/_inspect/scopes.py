@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from .._engine.locate import definitions_in, first_line
+from .._engine.locate import definitions_in, first_line, target_name
 
 
 class Changed:
@@ -30,9 +30,11 @@ class Scope:
 
     `header_end` is the last line of its decorators and `def`/`class` line: a change there belongs
     to the enclosing scope, which binds the name (a rename, a new decorator, a new signature).
+    `target` is the name a rule gives the engine for exactly this scope (`Box.size.setter` for a
+    property's setter), or None when there is none (see `findable`).
     """
 
-    __slots__ = ("qualname", "kind", "start", "end", "header_end", "indent", "parent")
+    __slots__ = ("qualname", "kind", "start", "end", "header_end", "indent", "parent", "target")
 
     def __init__(self, qualname: str, kind: str, start: int, end: int, header_end: int, indent: int,
                  parent: Scope | None) -> None:
@@ -43,10 +45,11 @@ class Scope:
         self.header_end = header_end
         self.indent = indent
         self.parent = parent
+        self.target: str | None = qualname
 
     @property
     def label(self) -> str:
-        return self.qualname or "the module's top level"
+        return self.target or self.qualname or "the module's top level"
 
     def contains(self, change: Changed) -> bool:
         """Whether a changed line is in this scope's body.
@@ -86,6 +89,12 @@ def scopes_of(tree: ast.Module, lines: list[str]) -> list[Scope]:
             visit(statement.body, scope)
 
     visit(tree.body, root)
+    counts: dict[str, int] = {}
+    for scope in found:
+        counts[scope.qualname] = counts.get(scope.qualname, 0) + 1
+    for scope in found:
+        if counts[scope.qualname] > 1:  # a property's accessors, overloads, the branches of an `if`
+            scope.target = target_name(tree, scope.qualname, scope.start) if scope.kind == "function" else None
     return found
 
 
@@ -102,10 +111,11 @@ def common(a: Scope, b: Scope) -> Scope:
     return b
 
 
-def findable(scope: Scope, counts: dict[str, int]) -> Scope:
-    """`scope`, or the nearest enclosing scope whose qualified name is defined once (a function
-    defined in both branches of an `if` cannot be targeted: the engine does not guess which runs)."""
-    while scope.kind != "module" and counts[scope.qualname] > 1:
+def findable(scope: Scope) -> Scope:
+    """`scope`, or the nearest enclosing scope that a target names alone: a hunk in an `@overload`
+    stub, or in one of the definitions of a name in the branches of an `if` (which a rule on that
+    name edits all together), is a change of the scope that holds them."""
+    while scope.target is None:
         assert scope.parent is not None
         scope = scope.parent
     return scope

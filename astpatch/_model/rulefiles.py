@@ -3,14 +3,27 @@
 A rule file is a Python file that builds its rules from `astpatch`'s declarations and lists them
 in `RULES` (or a single `RULE`). It is executed, not imported: it does not become a module, and
 its directory does not have to be a package. The rules that ship with astpatch are such files.
+
+Executing a file runs its code, so a rule file, a rule directory and a rule file's bytecode get the
+checks the cache gets (`astpatch._base.trust`), with root accepted as an owner too (a system-wide
+rule directory): owned by this user or root, not writable by group or others, and neither in a
+directory nor behind a symbolic link that another user could change. What fails them is not
+executed. The shipped rules are not checked: they are part of the astpatch package, whose own modules
+Python has already executed from the same directory tree, so they are exactly as trusted as it is.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from importlib.machinery import SourceFileLoader
 
+from .._base.messages import trace
+from .._base.trust import open_to_others, untrusted, untrusted_links
 from .rule import Rule
+
+# What a user can do about a rule file that is not trusted, whoever owns it.
+_KEEP = "keep rule files, and the directories that hold them, owned by you or root and writable only by their owner"
 
 
 class RuleFileError(Exception):
@@ -26,29 +39,70 @@ def builtin_rules_dir() -> str:
     return os.path.join(os.path.dirname(here), "rules")
 
 
-def rule_files(path: str) -> list[str]:
-    """The rule files a path names: itself, or the `*.py` files of a directory (not `_*.py`)."""
-    if os.path.isdir(path):
-        return [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".py") and not n.startswith("_")]
-    return [path]
+def untrusted_rule_path(path: str) -> str | None:
+    """Why the rule file or directory at `path` must not be executed, or None (see the module's docstring)."""
+    problem = untrusted_links(path)
+    if problem:
+        return problem
+    try:
+        st = os.stat(path)
+    except OSError as error:
+        return f"it cannot be examined ({error.strerror or error})"
+    problem = untrusted(st, root_too=True)
+    if problem or stat.S_ISDIR(st.st_mode):
+        return problem  # a directory's files are checked one by one, with it as their directory
+    problem = open_to_others(os.path.dirname(os.path.realpath(path)), st.st_uid)
+    return f"it is in a directory that another user can change: {problem}" if problem else None
+
+
+def rule_files(path: str, check: bool = True) -> list[str]:
+    """The rule files a path names: itself, or the `*.py` files of a directory (not `_*.py`); with `check`,
+    RuleFileError for a directory that is not trusted (see `untrusted_rule_path`) or cannot be listed."""
+    if not os.path.isdir(path):
+        return [path]
+    problem = untrusted_rule_path(path) if check else None
+    if problem:
+        raise RuleFileError(f"rule directory {path} is not loaded because {problem}; {_KEEP}")
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as error:
+        raise RuleFileError(f"cannot read rule directory {path}: {error.strerror or error}") from None
+    return [os.path.join(path, n) for n in names if n.endswith(".py") and not n.startswith("_")]
 
 
 class _RuleFileLoader(SourceFileLoader):
     """Reads a rule file's `.pyc` when it is current (pip writes one for the shipped rules at
     install time: a first compile() in a process costs more than install() may), and never
-    writes one: a user's rule directory is theirs, not a place for astpatch's `__pycache__`."""
+    writes one: a user's rule directory is theirs, not a place for astpatch's `__pycache__`.
+    With `check`, a `.pyc` that fails the rule files' checks is not read: the source is compiled."""
+
+    def __init__(self, fullname: str, path: str, check: bool) -> None:
+        super().__init__(fullname, path)
+        self.check = check
+
+    def get_data(self, path: str) -> bytes:
+        if self.check and path != self.path:
+            problem = untrusted_rule_path(path)
+            if problem:
+                trace(f"not reading the bytecode {path} of rule file {self.path}: {problem}")
+                raise OSError(problem)  # get_code() compiles the source instead
+        return super().get_data(path)
 
     def set_data(self, *args: object, **kwargs: object) -> None:
         pass
 
 
-def load_rule_file(path: str) -> list[Rule]:
-    """The rules a rule file declares; RuleFileError names the file and the problem."""
+def load_rule_file(path: str, check: bool = True) -> list[Rule]:
+    """The rules a rule file declares; RuleFileError names the file and the problem. With `check`, a
+    file that is not trusted (see `untrusted_rule_path`) is not executed."""
     if not os.path.isfile(path):
         raise RuleFileError(f"cannot read rule file {path}: it is not a file")
+    problem = untrusted_rule_path(path) if check else None
+    if problem:
+        raise RuleFileError(f"rule file {path} is not loaded because {problem}; {_KEEP}")
     namespace = {"__name__": "astpatch.rulefile", "__file__": path}
     try:
-        code = _RuleFileLoader("astpatch.rulefile", path).get_code("astpatch.rulefile")
+        code = _RuleFileLoader("astpatch.rulefile", path, check).get_code("astpatch.rulefile")
         assert code is not None
     except OSError as error:
         raise RuleFileError(f"cannot read rule file {path}: {error.strerror or error}") from None
@@ -56,7 +110,10 @@ def load_rule_file(path: str) -> list[Rule]:
         raise RuleFileError(f"rule file {path} failed to load: SyntaxError: {error}") from None
     try:
         exec(code, namespace)
-    except Exception as error:
+    except SystemExit as error:  # sys.exit() in a rule file ends that file, not the program
+        raise RuleFileError(f"rule file {path} failed to load: SystemExit: {error.code!r} (a rule file must not "
+                            "exit the program)") from None
+    except Exception as error:  # KeyboardInterrupt is the user's: it reaches the program
         raise RuleFileError(f"rule file {path} failed to load: {type(error).__name__}: {error}") from None
     rules: object
     if "RULES" in namespace:

@@ -79,9 +79,16 @@ class RuleSet:
             if not os.path.exists(path):
                 self.report(f"astpatch: rule path {path} does not exist; its rules are not loaded.")
                 continue
-            for file in rule_files(path):
+            # The shipped rules are trusted as the astpatch package is (see astpatch._model.rulefiles).
+            check = os.path.abspath(path) != builtin_rules_dir()
+            try:
+                files = rule_files(path, check)
+            except RuleFileError as error:
+                self.report(f"astpatch: {error}. The other rules still apply.")
+                continue
+            for file in files:
                 try:
-                    self.add(load_rule_file(file))
+                    self.add(load_rule_file(file, check))
                 except RuleFileError as error:
                     self.report(f"astpatch: {error}. The other rules still apply.")
 
