@@ -3,8 +3,10 @@
 Enable it in coverage's configuration (`[run] plugins = astpatch.coverage`, or `plugins =
 ["astpatch.coverage"]` in `[tool.coverage.run]`) for `coverage run` and the reports alike. Without
 it coverage parses the file on disk: lines a patch removed are reported missing, and the new lines,
-numbered past the end of the file (`astpatch._base.lines.Span`), are dropped. It needs coverage's
-C tracer (`core = "ctrace"`, the default before Python 3.14): no other core runs file tracers.
+numbered past the end of the file (`astpatch._base.lines.Span`), are dropped (every other line, a
+changed function's unchanged ones included, runs at its line in the file and counts right). It
+needs coverage's C tracer (`core = "ctrace"`, the default before Python 3.14): no other core runs
+file tracers.
 
 Which files: those whose patched code runs in this process, in `lines.SHOWN`, which
 `show_patched_source` fills as it gives the text to `linecache`, before the module's code runs.
@@ -21,15 +23,16 @@ imported before coverage started), or changed since, is reported by coverage its
 text. The last process to measure a file writes its record: a data file's runs must apply the
 same rules.
 
-The reporter: `source()` is the text `linecache` holds (in-place changes in the file, moved and
-inserted lines past its end after their note). `lines()` is coverage's own rule on the code that
+The reporter: `source()` is the text `linecache` holds (in-place changes in the file, the lines of
+the other changes past its end after their note). `lines()` is coverage's own rule on the code that
 ran: the line of every instruction of every code object, except a nested code's prologue
 (`RESUME`...) at its first line, which the parent counts where it runs the `def`; each mapped to
 its statement's first line, less docstrings and exclusions. Those, regions and tokens come from
 coverage's parser on the patched text (all spans in place, renumbered as shown) and, on the old
-lines of a replaced function (upstream's code still runs its `def` there when only the function
-was recompiled), on upstream's text: untouched code reports as without the plugin. Branch
-coverage (arcs) is not reported for these files; their lines are.
+lines of a moved span, on upstream's text (no code runs there, but for the `def` of a function
+whose edit reflowed its header: upstream's code runs it there when only the function was
+recompiled): untouched code reports as without the plugin. Branch coverage (arcs) is not reported
+for these files; their lines are.
 """
 
 from __future__ import annotations

@@ -3,20 +3,20 @@
 At import the module's upstream code is at hand, so only the edited function is compiled, in a
 wrapper that must reproduce its indentation; a function under an `if`, `try`, `with`, loop or
 `match` case is indented deeper than its classes alone make it. The oracle is a plain compile of
-the patched text (for an edit that moves the function past the end of the file, that function's
-code from it, moved to the line it is shown at, in the module's original code).
+the patched text (for an edit that adds a line, that compile with every line numbered where
+`linecache` shows it: the function's other lines at their lines in the file, the new one past its
+end).
 """
 
 from __future__ import annotations
 
 import textwrap
-import types
 
 import pytest
 
 import astpatch
 from astpatch._base import outcomes as oc
-from astpatch._base.lines import patched_lines, split_lines
+from astpatch._base.lines import Span, linecache_lines, patched_lines, split_lines
 from astpatch._engine import compile as engine_compile
 from astpatch._engine.rewrite import rewrite
 
@@ -214,27 +214,43 @@ def _rewrite(source: str, target: str, grow: bool, monkeypatch) -> tuple[astpatc
     return rule, result, taken
 
 
-def _find(code: types.CodeType, names: list[str], line: int) -> types.CodeType:
-    """The code object at `names` (each the first of its name, the last one starting at `line`)."""
-    for i, name in enumerate(names):
-        code = next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == name
-                    and (i < len(names) - 1 or c.co_firstlineno == line))
-    return code
+def shown_numbers(count: int, spans) -> list[int]:
+    """The line each line of the patched text is shown at (index 0 unused), from the spans: a line
+    no span touches keeps its number, a span's lines are at `moved_to` or, in place, at its start."""
+    number, position = [0], 1
+    for span in spans:
+        number.extend(range(position, span.start))
+        at = span.moved_to or span.start
+        number.extend(range(at, at + len(span.lines)))
+        position = span.end + 1
+    number.extend(range(position, count + 1))
+    return number
 
 
-def _moved(code: types.CodeType, delta: int) -> types.CodeType:
-    """`code` as a compile of its text `delta` lines further down gives it (line tables are relative)."""
-    consts = tuple(_moved(c, delta) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+def renumbered(fields: dict, number: list[int] | None = None) -> dict:
+    """`code_fields` of a compile of the patched text, each line replaced by `number[line]`: a
+    position that would then end before it starts is shown from its start (as the engine numbers
+    a node that starts in changed lines and ends in unchanged ones). The line table's bytes are
+    dropped: its encoding differs whenever the numbers do; the positions say what it says.
+    Without `number`, the lines are kept."""
+    def line(n):
+        return n if n is None or number is None else number[n]
 
+    def position(p):
+        if len(p) == 3:  # Python 3.10: (start, end, line) of co_lines()
+            return p[0], p[1], line(p[2])
+        start, end, column, end_column = line(p[0]), line(p[1]), p[2], p[3]
+        backwards = start is not None and end is not None and \
+            (end < start or (end == start and (end_column or 0) < (column or 0)))
+        if backwards:
+            end, end_column = start, column
+        return start, end, column, end_column
 
-def _swapped(code: types.CodeType, names: list[str], line: int, new: types.CodeType) -> types.CodeType:
-    consts = list(code.co_consts)
-    for i, c in enumerate(consts):
-        if isinstance(c, types.CodeType) and c.co_name == names[0] and (len(names) > 1 or c.co_firstlineno == line):
-            consts[i] = new if len(names) == 1 else _swapped(c, names[1:], line, new)
-            return code.replace(co_consts=tuple(consts))
-    raise LookupError(names)
+    out = {k: v for k, v in fields.items() if k != "co_linetable"}
+    out["co_firstlineno"] = line(fields["co_firstlineno"])
+    out["positions"] = [position(p) for p in fields["positions"]]
+    out["co_consts"] = tuple(renumbered(c, number) if isinstance(c, dict) else c for c in fields["co_consts"])
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -250,38 +266,64 @@ def test_an_edit_that_keeps_the_line_count_compiles_as_the_whole_patched_text(ca
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_an_edit_that_adds_a_line_compiles_as_the_whole_patched_text_moved_past_the_end(case, monkeypatch):
+def test_an_edit_that_adds_a_line_compiles_as_the_patched_text_with_only_that_line_past_the_end(case, monkeypatch):
     source = _source(case)
-    names = CASES[case][1].split(".")
+    lines = split_lines(source)
     _, result, taken = _rewrite(source, CASES[case][1], True, monkeypatch)
-    assert taken == ["compile_functions"]
+    assert taken == ["compile_functions"]  # only the function was compiled, as when it keeps its line count
+    # The span is the inserted line alone, numbered past the end of the file.
     (span,) = result.spans
-    assert span.line_delta == 1 and span.moved_to > len(split_lines(source))
-    text = "".join(patched_lines(split_lines(source), result.spans))
-    assert "y = y * 3" in text
-    # The oracle: the function from a full compile of the patched text, shown at the line it is
-    # moved to, in the module's original code (every other line keeps its number).
-    whole = _find(compile(text, PATH, "exec", dont_inherit=True), names, span.start)
-    expected = _moved(whole, span.moved_to - span.start)
-    assert code_fields(_find(result.code, names, span.moved_to)) == code_fields(expected)
-    original = compile(source, PATH, "exec", dont_inherit=True)
-    assert code_fields(result.code) == code_fields(_swapped(original, names, span.start, expected))
+    assert (span.end, span.line_delta, [line.strip() for line in span.lines]) == (span.start - 1, 1, ["y = y * 3"])
+    assert span.moved_to > len(lines)
+    patched = patched_lines(lines, result.spans)
+    number = shown_numbers(len(lines), result.spans)
+    # Every line of the patched text is shown (by linecache) at its number, and every line but the
+    # new one keeps its number in the file.
+    shown = linecache_lines(lines, result.spans)
+    assert [shown[number[p] - 1] for p in range(1, len(patched) + 1)] == patched
+    assert [p for p in range(1, len(patched) + 1) if number[p] > len(lines)] == [span.start]
+    # The oracle: a compile of the patched text, numbered as shown.
+    text = "".join(patched)
+    assert code_fields(result.code) != code_fields(compile(text, PATH, "exec", dont_inherit=True))
+    assert renumbered(code_fields(result.code)) == \
+        renumbered(code_fields(compile(text, PATH, "exec", dont_inherit=True)), number)
+    # The same code as the whole module's compile, renumbered the same way (the path a module-level change takes).
+    whole = engine_compile.compile_remapped(PATH, lines, [Span(s.start, s.end, s.lines) for s in result.spans], -1)
+    assert code_fields(result.code) == code_fields(whole)
+
+
+TOO_FEW_LINES_ABOVE = textwrap.dedent('''\
+    if 1:
+        def target(x):
+            y = x + 1
+            return sys.hexversion and y
+    import sys
+    ''')
 
 
 def test_too_few_lines_above_for_the_wrapper_compiles_the_patched_text(monkeypatch):
     """A function on line 2 under an `if`, in a module that imports: the wrapper's import line and
     `if` header take lines 1 and 2, so the function cannot be compiled at its line alone."""
-    source = textwrap.dedent('''\
-        if 1:
-            def target(x):
-                y = x + 1
-                return sys.hexversion and y
-        import sys
-        ''')
-    _, result, taken = _rewrite(source, "target", False, monkeypatch)
+    _, result, taken = _rewrite(TOO_FEW_LINES_ABOVE, "target", False, monkeypatch)
     assert taken == ["compile_functions", "compile_patched"]
-    text = "".join(patched_lines(split_lines(source), result.spans))
+    text = "".join(patched_lines(split_lines(TOO_FEW_LINES_ABOVE), result.spans))
     assert code_fields(result.code) == code_fields(compile(text, PATH, "exec", dont_inherit=True))
+
+
+def test_too_few_lines_above_for_a_function_that_grew_compiles_the_module_numbered_as_shown(monkeypatch):
+    """The same function with a line added: the whole module is compiled, its lines numbered as
+    `linecache` shows them (the new line past the end of the file, every other at its line)."""
+    lines = split_lines(TOO_FEW_LINES_ABOVE)
+    _, result, taken = _rewrite(TOO_FEW_LINES_ABOVE, "target", True, monkeypatch)
+    assert taken == ["compile_functions", "compile_remapped"]
+    (span,) = result.spans
+    assert (span.start, span.end, span.moved_to) == (4, 3, 8)
+    patched = patched_lines(lines, result.spans)
+    number = shown_numbers(len(lines), result.spans)
+    assert number == [0, 1, 2, 3, 8, 4, 5]
+    assert [linecache_lines(lines, result.spans)[number[p] - 1] for p in range(1, len(patched) + 1)] == patched
+    assert renumbered(code_fields(result.code)) == \
+        renumbered(code_fields(compile("".join(patched), PATH, "exec", dont_inherit=True)), number)
 
 
 def test_the_patched_functions_run_as_edited(monkeypatch):

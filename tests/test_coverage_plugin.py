@@ -1,8 +1,9 @@
 """The coverage.py plugin (`astpatch.coverage`), in real `coverage run`s of fresh processes.
 
 The oracle: the patched text written as a plain file and measured by coverage alone. Its line
-numbers differ from the ones that run (a change that adds lines runs past the end of the file),
-so they are mapped to the shown numbers read from `linecache`'s text, notes included.
+numbers differ from the ones that run (the lines a change adds, or replaces by a different number
+of lines, run past the end of the file; every other line keeps its number in the file), so they
+are mapped to the shown numbers read from `linecache`'s text, notes included.
 """
 
 from __future__ import annotations
@@ -234,22 +235,21 @@ def test_a_module_compiled_whole_reports_as_the_oracle_at_the_shown_lines(runs):
         assert not set(range(start, end + 1)) & set(got["missing_lines"])
 
 
-def test_a_function_recompiled_alone_reports_as_the_oracle_with_its_def_at_upstreams_lines(runs):
-    """Upstream's module code still runs such a function's decorators and `def` at their lines
-    in the file; its body runs past the end of the file."""
+def test_a_function_recompiled_alone_reports_as_the_oracle_with_its_unchanged_lines_at_their_lines(runs):
+    """A function whose edit changed its line count: its decorators, `def` and unchanged lines run
+    (and are reported executed) at their lines in the file; only the new lines run past its end."""
     _, number, blocks = runs["unfolded"]["calc"]
     shown = runs["shown"]["calc"]
-    header = list(number)
-    for start, _, first, length in blocks:
-        for k in range(length):
-            header[header.index(first + k)] = start + k
-            if shown[first + k - 1].lstrip().startswith("def "):
-                break
     got, want = entry(runs["measured"], "calc"), entry(runs["oracle"], "calc")
     for key in ("executed_lines", "missing_lines", "excluded_lines"):
-        assert got[key] == mapped(want[key], header), key
+        assert got[key] == mapped(want[key], number), key
     assert got["summary"]["num_statements"] == want["summary"]["num_statements"]
+    # triple(): `x = abs(x)` inserted before its last two lines, which stay at lines 10 and 11.
+    file = CALC.splitlines(keepends=True)
+    assert shown[9:11] == file[9:11] == ["    y = scale * x\n", "    return y\n"]
+    assert {10, 11} <= set(got["executed_lines"])
     assert shown.index("    x = abs(x)\n") + 1 in got["executed_lines"]
+    assert [(start, end, length) for start, end, _, length in blocks] == [(10, 9, 1), (17, 19, 1)]
     assert got["missing_lines"] == []  # upstream's `return "big"` no longer runs
 
 
@@ -258,10 +258,17 @@ def test_a_module_astpatch_did_not_patch_reports_exactly_as_without_the_plugin(r
 
 
 def test_without_the_plugin_the_removed_lines_are_missing(runs):
-    """What the plugin fixes: coverage alone reports upstream's text of a patched file."""
-    got = entry(runs["unplugged"], "shapes")
-    assert {8, 9, 10} <= set(got["missing_lines"])
-    assert max(got["executed_lines"]) <= len(SHAPES.splitlines())
+    """What the plugin fixes: coverage alone reports upstream's text of a patched file, the lines a
+    change replaced missing and the lines it added (past the end of the file) dropped. The lines no
+    change touched, a changed function's among them, count as with the plugin."""
+    got = entry(runs["unplugged"], "calc")
+    assert {17, 18, 19} <= set(got["missing_lines"])  # Box.size's three lines, now one past the end
+    for module in ("calc", "shapes"):
+        got, measured = entry(runs["unplugged"], module), entry(runs["measured"], module)
+        count = len(MODULES[module].splitlines())
+        assert max(got["executed_lines"]) <= count
+        assert got["executed_lines"] == [n for n in measured["executed_lines"] if n <= count]
+    assert {9, 10} <= set(entry(runs["unplugged"], "shapes")["executed_lines"])  # area(), lines inserted above
 
 
 def test_the_html_report_shows_the_text_that_ran(runs):

@@ -74,27 +74,29 @@ def test_lines_outside_the_function_keep_their_numbers_when_an_edit_adds_lines()
     ''')
     result = rewrite("pickler", "pickler.py", source, [rule()], {})
     assert result.outcomes[0].status == oc.APPLIED
+    # The edit inserts one line after line 11: only that line is new.
     (span,) = result.spans
-    assert span.line_delta == 1
-    # The function cannot stay in place without shifting what follows, so it is compiled past
-    # the end of the file (24 lines, then a blank line and a note), and every line of the
-    # file keeps its number.
+    assert (span.start, span.end, span.lines) == (12, 11, ["            ValueError,\n"])
+    # It cannot stay in place without shifting what follows, so it is compiled past the end of
+    # the file (24 lines, then a blank line and a note), and every other line of the file, the
+    # function's own included, keeps its number.
     assert span.moved_to == 27
     original = compile(source, "pickler.py", "exec", dont_inherit=True)
     patched, plain = by_name(result.code), by_name(original)
-    assert {n.rsplit(".", 1)[-1] for n in set(patched) - set(plain)} == {"dumps@27"}
-    assert {n.rsplit(".", 1)[-1] for n in set(plain) - set(patched)} == {"dumps@6"}
+    assert set(patched) == set(plain)  # dumps still starts at line 6
     for name, code in plain.items():
         if "dumps" not in name:
             assert list(patched[name].co_lines()) == list(code.co_lines()), name  # upstream's, line for line
     shown = linecache_lines(split_lines(source), result.spans)
     assert shown[:24] == split_lines(source)
-    assert shown[25] == "# astpatch: lines 6-13 of this file, as patched\n"
-    assert shown[26:] == span.lines and "ValueError," in "".join(shown[26:])
+    assert shown[25] == "# astpatch: inserted after line 11 of this file\n"
+    assert shown[26:] == span.lines
     namespace: dict = {}
     exec(result.code, namespace)
     dumps = namespace["Pickler"].dumps
-    assert dumps.__code__.co_firstlineno == 27
+    assert dumps.__code__.co_firstlineno == 6
+    # Its lines: its own in the file (the prologue at 6 from Python 3.11 on), and the new one.
+    assert {line for _, _, line in dumps.__code__.co_lines() if line} - {6} == {7, 8, 9, 10, 11, 13, 27}
     assert namespace["Pickler"].after.__code__.co_firstlineno == 15
     assert namespace["module_level"]() == 24
 
@@ -331,9 +333,9 @@ def test_the_code_object_path_gives_the_same_code_as_parsing_the_module():
     fast = rewrite("pickler", "m.py", FAST_PATH_SOURCE, [r], {}, upstream=upstream)
     slow = rewrite("pickler", "m.py", FAST_PATH_SOURCE, [r], {})
     assert [o.status for o in fast.outcomes] == [oc.APPLIED]
-    # The code-object span also takes the indented comment after the last statement; the text
-    # and the code are the same either way.
-    assert (fast.spans[0].start, fast.spans[0].end, slow.spans[0].start, slow.spans[0].end) == (26, 39, 26, 38)
+    # The code-object span of the function also takes the indented comment after its last
+    # statement; the line the edit inserts, the text and the code are the same either way.
+    assert [(s.start, s.end) for s in fast.spans] == [(s.start, s.end) for s in slow.spans] == [(35, 34)]
     lines = split_lines(FAST_PATH_SOURCE)
     assert patched_lines(lines, fast.spans) == patched_lines(lines, slow.spans)
     assert code_fields(fast.code) == code_fields(slow.code)

@@ -12,25 +12,29 @@ import _thread
 class Span:
     """Lines `start`..`end` (1-based, inclusive) of the original text, replaced by `lines`.
 
-    `moved_to` is 0 when the new lines take the place of the old ones (an edit that keeps the
-    line count). An edit that adds or removes lines would shift every line after it, so the
-    new function is compiled at line `moved_to`, past the end of the file, and tracebacks and
-    `inspect` find its text there (see `linecache_lines`); every line of the file keeps its
-    number, and what the file says at `start`..`end` is still what is there.
+    `moved_to` is 0 when the new lines take the place of the old ones (a span that keeps the
+    line count). A span that adds or removes lines would shift every line after it, so its new
+    lines are compiled from line `moved_to` on, past the end of the file, and tracebacks find
+    their text there (see `linecache_lines`); every line of the file keeps its number, and what
+    the file says at `start`..`end` is still what is there. Spans are as small as a line diff
+    makes them (a function's edit too, once it changes the line count), so only the lines an
+    edit added or replaced by a different count are numbered past the end.
     """
 
-    __slots__ = ("start", "end", "lines", "moved_to", "function", "in_classes")
+    __slots__ = ("start", "end", "lines", "moved_to", "function", "in_classes", "owner")
 
     def __init__(self, start: int, end: int, lines: list[str], moved_to: int = 0, *, function: bool = False,
-                 in_classes: bool = False) -> None:
+                 in_classes: bool = False, owner: int = 0) -> None:
         self.start = start
         self.end = end  # start - 1 for lines inserted before `start`
         self.lines = lines
         self.moved_to = moved_to
-        # While rewriting only (not cached): the span is a whole function, and one whose enclosing
-        # scopes are all classes, so it can be compiled on its own.
+        # While rewriting only (not cached): `function`, the span is (part of) an edit of a function
+        # that leaves its `def` statement alone; `in_classes`, every scope enclosing that function is
+        # a class, so it can be compiled on its own; `owner`, the function's first line (0: none).
         self.function = function
         self.in_classes = in_classes
+        self.owner = owner
 
     @property
     def line_delta(self) -> int:

@@ -1,11 +1,15 @@
 """Compiling a rewritten module so that what runs is what the patched text says, line for line.
 
 When the edits keep each function's line count (the common case) and the caller has no upstream
-code, the patched text is compiled as is. Otherwise only the edited functions are compiled (at
-their real lines, or past the end of the file when their line count changed, so that every other
-line keeps its number) and swapped into the module's upstream code. A change outside functions
+code, the patched text is compiled as is. Otherwise only the edited functions are compiled, at
+their real lines, and swapped into the module's upstream code. A change outside functions
 compiles the whole patched module, less the definitions it leaves alone, whose code is taken
 from upstream's (`astpatch._engine.skeleton`).
+
+Either way every line no edit changed keeps its number in the file: a function edit that changes
+the line count is cut into the runs of lines it changed (`function_runs`), and only the runs that
+change the count are numbered past the end of the file (`Span.moved_to`), where `linecache`
+shows them; the code is compiled from a parsed tree renumbered so.
 """
 
 from __future__ import annotations
@@ -18,24 +22,51 @@ from .locate import Definition
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
+    from collections.abc import Iterable
+
+
+def function_runs(lines: list[str], spans: list[Span], edited: list[Definition]) -> list[Span]:
+    """`spans`, the span of each function in `edited` given its `owner` and, when the edit changed
+    the function's line count, cut into the runs of lines it changed (`diff_spans`): the function's
+    other lines keep their numbers, and only the runs that change the count move past the end."""
+    from .apply import diff_spans
+
+    firsts = {(d.start, d.end) for d in edited}
+    runs: list[Span] = []
+    for span in spans:
+        if (span.start, span.end) not in firsts:  # a class body's or the top level's: as small already
+            runs.append(span)
+            continue
+        span.owner = span.start
+        if not span.line_delta:  # kept in place whole, as the patched text has it
+            runs.append(span)
+            continue
+        for run in diff_spans(lines[span.start - 1 : span.end], span.lines, span.start):
+            run.function, run.in_classes, run.owner = span.function, span.in_classes, span.start
+            runs.append(run)
+    return runs
 
 
 def compile_module(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
                    upstream: types.CodeType | None, optimize: int) -> types.CodeType:
     """The module's code with each span in place; sets `moved_to` on the spans it moves.
 
-    Raises whatever `compile` raises when an edit produced invalid code.
+    `spans` are those of `function_runs`. Raises whatever `compile` raises when an edit produced
+    invalid code.
     """
     try:
-        if all(d.in_classes_only for d in edited) and (upstream is not None or any(s.line_delta for s in spans)):
-            if any(s.line_delta for s in spans):
-                for span in spans:
-                    if span.line_delta:
-                        span.moved_to = moved_start(len(lines), spans)
-                if upstream is None:
-                    upstream = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
-            return compile_functions(path, lines, spans, edited, upstream, optimize)  # type: ignore[arg-type]
-        return compile_patched(path, lines, spans, edited, optimize)
+        alone = all(d.in_classes_only for d in edited)  # each function can be compiled on its own
+        if any(s.line_delta for s in spans):
+            if not alone:
+                return compile_remapped(path, lines, spans, optimize, upstream)
+            for span in spans:
+                if span.line_delta:
+                    span.moved_to = moved_start(len(lines), spans)
+            if upstream is None:
+                upstream = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
+        if alone and upstream is not None:
+            return compile_functions(path, lines, spans, edited, upstream, optimize)
+        return compile_patched(path, lines, spans, optimize)
     except _ClosureChanged:
         # The enclosing code must create other cells for the new function (it now uses
         # super(), say): compile the whole patched module, so that it does.
@@ -60,15 +91,8 @@ def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: i
     for span in spans:
         if span.line_delta:  # a span that keeps its line count stays in place
             span.moved_to = moved_start(len(lines), spans)
-    number = [0]  # patched line -> line in the file as shown (index 0 unused)
-    position = 1
-    for span in spans:
-        number.extend(range(position, span.start))
-        first = span.moved_to or span.start
-        number.extend(range(first, first + len(span.lines)))
-        position = span.end + 1
-    number.extend(range(position, len(lines) + 1))
-    patched = patched_lines(lines, spans)
+    patched, shown = _region(lines, 1, len(lines), spans)
+    number = [0, *shown]  # patched line -> line in the file as shown (index 0 unused)
     tree = ast.parse("".join(patched), path)
     if upstream is not None and upstream.co_filename == path:  # (its code objects all carry that name)
         from .skeleton import Skeleton
@@ -85,15 +109,39 @@ def compile_remapped(path: str, lines: list[str], spans: list[Span], optimize: i
     return _compile_numbered(tree, path, spans, number, optimize)
 
 
+def _region(lines: list[str], first: int, last: int, spans: list[Span]) -> tuple[list[str], list[int]]:
+    """Lines `first`..`last` of the file with `spans` (those within them, sorted) in place, and the
+    line each of them is shown at: its own for a line no span touches, else its span's (`moved_to`)."""
+    text: list[str] = []
+    shown: list[int] = []
+    position = first
+    for span in spans:
+        text.extend(lines[position - 1 : span.start - 1])
+        shown.extend(range(position, span.start))
+        text.extend(span.lines)
+        at = span.moved_to or span.start
+        shown.extend(range(at, at + len(span.lines)))
+        position = span.end + 1
+    text.extend(lines[position - 1 : last])
+    shown.extend(range(position, last + 1))
+    return text, shown
+
+
 def _compile_numbered(tree: ast.Module, path: str, spans: list[Span], number: list[int],
                       optimize: int) -> types.CodeType:
     """Number the nodes of the patched module's tree as the file shows them, and compile it."""
     import ast
 
-    last = len(number) - 1
-    unchanged = spans[0].start if spans else last + 1  # lines before it are numbered as they are
+    unchanged = spans[0].start if spans else len(number)  # lines before it are numbered as they are
     statements = [s for s in tree.body if (s.end_lineno or s.lineno) >= unchanged]
-    for node in (n for statement in statements for n in ast.walk(statement)):
+    _renumber((n for statement in statements for n in ast.walk(statement)), number)
+    return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
+
+
+def _renumber(nodes: Iterable[ast.AST], number: list[int]) -> None:
+    """Give `nodes` the lines `number` maps theirs to (`number[line]`)."""
+    last = len(number) - 1
+    for node in nodes:
         start = getattr(node, "lineno", None)
         if start is None:
             continue
@@ -106,7 +154,6 @@ def _compile_numbered(tree: ast.Module, path: str, spans: list[Span], number: li
                 # A node that starts in changed lines and ends in kept ones (or the reverse):
                 # its extent cannot be shown contiguously; it is shown from its start.
                 node.end_lineno, node.end_col_offset = node.lineno, node.col_offset  # type: ignore[attr-defined]
-    return compile(tree, path, "exec", dont_inherit=True, optimize=optimize)
 
 
 def _future_flags(code: types.CodeType) -> int:
@@ -154,7 +201,8 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
     Each function is compiled inside empty classes named like its real ones (or a neutral block
     when a compound statement indents it at module level), at its real line and column, with the
     module's `__future__` flags, so its code object (qualified name, `__class__` cell, name
-    mangling, positions) is the one a full compile would produce.
+    mangling, positions) is the one a full compile would produce. A function with runs moved past
+    the end of the file (`function_runs`) is compiled from its parsed tree, renumbered as shown.
     """
     flags = _future_flags(upstream)
     # The compiler treats `module.attr(...)` differently when `module` is bound by an import at
@@ -162,21 +210,29 @@ def compile_functions(path: str, lines: list[str], spans: list[Span], edited: li
     imported = _imported_names(upstream)
     imports = f"import {', '.join(imported)}\n" if imported else ""
     code = upstream
-    for span, definition in zip(spans, edited):
+    for definition in edited:
         first = lines[definition.start - 1]
         indent = first[: len(first) - len(first.lstrip())]
         classes = definition.scopes[:-1]
         headers = _headers(indent, [name for name, _, _ in classes])
-        start = span.moved_to or definition.start
-        padding = start - 1 - len(headers or ()) - (1 if imports else 0)
+        padding = definition.start - 1 - len(headers or ()) - (1 if imports else 0)
         if headers is None or padding < 0:  # too shallow for its classes, or too few lines above it
-            for other in spans:
-                other.moved_to = 0
-            return compile_patched(path, lines, spans, edited, optimize)
-        text = imports + "\n" * padding + "".join(headers) + "".join(span.lines)
+            if any(s.line_delta for s in spans):
+                return compile_remapped(path, lines, spans, optimize, upstream)
+            return compile_patched(path, lines, spans, optimize)
+        own = [s for s in spans if s.owner == definition.start]
+        body, shown = _region(lines, definition.start, definition.end, own)
+        text = imports + "\n" * padding + "".join(headers) + "".join(body)
         if not text.endswith("\n"):
             text += "\n"
-        wrapper = compile(text, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
+        source: str | ast.Module = text
+        if any(s.moved_to for s in own):  # its lines after a moved run are not where the text has them
+            import ast
+
+            tree = compile(text, path, "exec", flags=flags | ast.PyCF_ONLY_AST, dont_inherit=True)
+            _renumber(ast.walk(tree), [*range(definition.start), *shown])
+            source = tree
+        wrapper = compile(source, path, "exec", flags=flags, dont_inherit=True, optimize=optimize)
         for name, _, _ in definition.scopes:
             wrapper = next(c for c in wrapper.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
         code = _replace_code(code, [(name, line) for name, line, _ in definition.scopes], wrapper)
@@ -199,31 +255,9 @@ def _headers(indent: str, classes: list[str]) -> list[str] | None:
     return headers if headers or not indent else ["if 1:\n"]
 
 
-def compile_patched(path: str, lines: list[str], spans: list[Span], edited: list[Definition],
-                    optimize: int) -> types.CodeType:
-    patched_text = "".join(patched_lines(lines, spans))
-    patched = compile(patched_text, path, "exec", dont_inherit=True, optimize=optimize)
-    if all(s.line_delta == 0 for s in spans):
-        return patched
-    # Some edit changed a function's line count: keep the original line numbers everywhere else.
-    original = compile("".join(lines), path, "exec", dont_inherit=True, optimize=optimize)
-    for definition in edited:
-        original_path = [(name, line) for name, line, _ in definition.scopes]
-        patched_path = [(name, line + _shift_before(spans, line)) for name, line in original_path]
-        original = _replace_code(original, original_path, _find_code(patched, patched_path))
-    return original
-
-
-def _shift_before(spans: list[Span], line: int) -> int:
-    """How far line `line` of the original moved in the patched text."""
-    return sum(s.line_delta for s in spans if s.end < line)
-
-
-def _find_code(code: types.CodeType, path: list[tuple[str, int]]) -> types.CodeType:
-    for name, line in path:
-        code = next(c for c in code.co_consts
-                    if isinstance(c, types.CodeType) and c.co_name == name and c.co_firstlineno == line)
-    return code
+def compile_patched(path: str, lines: list[str], spans: list[Span], optimize: int) -> types.CodeType:
+    """The patched text compiled as it is: every span keeps its line count, so every line its number."""
+    return compile("".join(patched_lines(lines, spans)), path, "exec", dont_inherit=True, optimize=optimize)
 
 
 class _ClosureChanged(Exception):

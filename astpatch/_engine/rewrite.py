@@ -22,7 +22,7 @@ from .._base import outcomes as oc
 from .._base.lines import Span, split_lines
 from .._model.rule import Change, Rule
 from .apply import ENVIRONMENTAL, Unlocatable, edit_function, edit_text, signature_changed
-from .compile import compile_module, compile_remapped
+from .compile import compile_module, compile_remapped, function_runs
 from .locate import Definition, find_class, find_definitions, locate_in_code
 from .names import unresolved_names
 from .parts import Part, combine, outcome
@@ -82,6 +82,8 @@ def rewrite(module: str, path: str, text: str, rules: list[Rule], versions: dict
         return Rewrite(outcomes, [], None, part_outcomes)
     started = time.perf_counter()
     try:
+        # A function whose line count changed keeps the numbers of the lines its edit did not change.
+        spans = function_runs(lines, spans, edited)
         # Functions inside classes (or whose line count is kept) compile on their own; anything else
         # (a class body, the top level, a nested function that grew) compiles with the whole module.
         if all(s.function and (s.in_classes or not s.line_delta) for s in spans):
