@@ -296,3 +296,21 @@ def test_an_import_runs_the_edited_definition(modules, hook, module, target, use
     assert capsys.readouterr().out.strip() == calls
     (o,) = [o for o in astpatch.applied() if o.module == module]
     assert o.status == oc.APPLIED, o.reason
+
+
+@pytest.mark.parametrize("module, target, use, calls", [
+    ("props", "Box.size.setter", "b = m.Box(); b.size = 3; print(b.size, m.CALLS)", "3 ['edited']"),
+    ("props", "Box.size", "b = m.Box(); print(b.size, m.CALLS)", "0 ['edited']"),
+    ("shapes", "scale", "print(m.scale(4), m.CALLS)", "8 ['edited']"),
+])
+def test_a_module_imported_before_install_gets_the_edited_definition_live(modules, hook, module, target, use, calls,
+                                                                          capsys):
+    """Live patching reaches a property's accessors (`fget`, `fset`) and an overload's implementation."""
+    modules(module, SOURCES[module])
+    m = importlib.import_module(module)
+    hook(rules=[tag_rule(module, target)])
+    exec(use, {"m": m})
+    assert capsys.readouterr().out.strip() == calls
+    (o,) = [o for o in astpatch.applied() if o.module == module]
+    assert o.status == oc.APPLIED and o.reason.endswith("applied to the live function because "
+                                                        f"{module} was imported before astpatch.install()"), o.reason

@@ -28,12 +28,19 @@ def _function(module: types.ModuleType, qualname: str) -> tuple[object, types.Fu
     hand-written caching decorators do)."""
     obj: object = module
     for part in qualname.split("."):
+        if isinstance(obj, property) and part in _ACCESSORS:  # `Class.prop.setter` (see locate)
+            obj = getattr(obj, _ACCESSORS[part])
+            continue
         namespace = getattr(obj, "__dict__", None)
         if namespace is None or part not in namespace:
             return None, None
         obj = namespace[part]
     holder = obj
     name = qualname.rpartition(".")[2]
+    if isinstance(obj, property):  # `Class.prop`: its getter
+        obj, name = obj.fget, name if obj.fget is None else obj.fget.__name__
+    elif name in _ACCESSORS and callable(obj):  # the accessor's function keeps the property's name
+        name = getattr(obj, "__name__", name)
     candidates = [getattr(obj, "__func__", obj)]  # staticmethod, classmethod
     for _ in range(4):  # decorators within decorators, a few deep
         for candidate in candidates:
@@ -41,6 +48,9 @@ def _function(module: types.ModuleType, qualname: str) -> tuple[object, types.Fu
                 return holder, candidate
         candidates = [inner for c in candidates for inner in _kept(c)]
     return holder, None
+
+
+_ACCESSORS = {"getter": "fget", "setter": "fset", "deleter": "fdel"}
 
 
 def _kept(obj: object) -> list[object]:
