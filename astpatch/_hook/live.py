@@ -37,9 +37,10 @@ def _function(module: types.ModuleType, qualname: str) -> tuple[object, types.Fu
         obj = namespace[part]
     holder = obj
     name = qualname.rpartition(".")[2]
+    accessor = isinstance(obj, property) or name in _ACCESSORS
     if isinstance(obj, property):  # `Class.prop`: its getter
-        obj, name = obj.fget, name if obj.fget is None else obj.fget.__name__
-    elif name in _ACCESSORS and callable(obj):  # the accessor's function keeps the property's name
+        obj = obj.fget
+    if accessor:  # an accessor's function has the property's name
         name = getattr(obj, "__name__", name)
     candidates = [getattr(obj, "__func__", obj)]  # staticmethod, classmethod
     for _ in range(4):  # decorators within decorators, a few deep
