@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -317,3 +318,123 @@ def test_cache_warm_into_a_directory_that_cannot_be_written(scene, where):
     assert summary == f"astpatch: nothing could be stored in {cache} (see the warning above)"
     if where == "read-only":
         assert list(cache.iterdir()) == []
+
+
+def named_rule_failures(result: subprocess.CompletedProcess) -> list[str]:
+    """The lines on stderr that report a rule file the user named as failing to load."""
+    assert "Traceback" not in result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("astpatch: error: rule file ")]
+
+
+@pytest.mark.parametrize("layout", ["file", "directory"])
+def test_a_broken_rule_file_the_user_named_fails_the_command(scene, tmp_path, layout):
+    """A CI job that names its rules must not stay green when one of them cannot be loaded; the other
+    rules are still reported. (ASTPATCH_RULES, the scene's, keeps its warning: see the test above.)"""
+    named = tmp_path / "mine"
+    named.mkdir()
+    broken = named / "broken.py"
+    broken.write_text("RULES = [\n")
+    good = named / "good.py"
+    good.write_text(RULE_FILE.replace("pickler-valueerror", "pickler-keyerror").replace('"ValueError"', '"KeyError"'))
+    given = str(named) if layout == "directory" else str(broken)
+    problem = f"astpatch: error: rule file {broken} failed to load: SyntaxError: "
+    for command in (["check"], ["list", "--json"], ["diff", "--json"]):
+        result = scene.astpatch(*command, "--rules", given)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        (line,) = named_rule_failures(result)
+        assert line.startswith(problem), line
+        assert "pickler-valueerror" in result.stdout, command  # the others are still reported
+        if layout == "directory" and command[0] == "list":
+            assert "pickler-keyerror" in {r["id"] for r in json.loads(result.stdout)}
+    fine = scene.astpatch("check", "--rules", str(good))
+    assert fine.returncode == 0 and not named_rule_failures(fine), fine.stderr
+
+
+def diff_on_a_terminal(scene, **env: str | None) -> str:
+    """`astpatch diff` with its stdout on a pseudo-terminal: what it wrote there."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "astpatch", "diff"], stdout=terminal, stderr=subprocess.PIPE,
+                                   env=scene.env(**scene.settings(), **env), cwd=scene.cwd)
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal's other end closed (Linux)
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        os.close(controller)
+    output = b"".join(chunks).decode()
+    assert "+        except (TypeError, AttributeError, ValueError) as e:" in output
+    return output
+
+
+def piped_diff(scene, *args: str, **env: str | None) -> str:
+    result = scene.astpatch("diff", *args, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_diff_colour_follows_no_color_force_color_and_term(scene):
+    plain = {"NO_COLOR": None, "FORCE_COLOR": None, "TERM": "xterm"}
+    assert "\033[32m+" in diff_on_a_terminal(scene, **plain)
+    assert "\033[" not in diff_on_a_terminal(scene, **{**plain, "TERM": "dumb"})
+    assert "\033[" not in diff_on_a_terminal(scene, **{**plain, "NO_COLOR": "1"})
+    assert "\033[" not in piped_diff(scene, **plain)
+    assert "\033[32m+" in piped_diff(scene, **{**plain, "FORCE_COLOR": "1"})
+    assert "\033[32m+" in piped_diff(scene, **{**plain, "FORCE_COLOR": "1", "TERM": "dumb"})
+    assert "\033[" not in piped_diff(scene, **{**plain, "FORCE_COLOR": "1", "NO_COLOR": "1"})  # NO_COLOR wins
+    assert "\033[" not in piped_diff(scene, **{**plain, "FORCE_COLOR": "0"})
+    assert "\033[32m+" in piped_diff(scene, "--color=always", **{**plain, "NO_COLOR": "1"})  # asked for by name
+
+
+def test_cache_warm_rules_before_or_after_warm(scene, tmp_path):
+    extra = tmp_path / "extra.py"
+    extra.write_text(RULE_FILE.replace("pickler-valueerror", "pickler-keyerror").replace('"ValueError"', '"KeyError"'))
+    for args in (["cache", "warm", "--rules", str(extra)], ["cache", "--rules", str(extra), "warm"]):
+        result = scene.astpatch(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "pickler: pickler-keyerror: " in result.stdout, args
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('no')\n")
+    result = scene.astpatch("cache", "warm", "--rules", str(broken))
+    assert result.returncode == 1 and "pickler: pickler-valueerror: " in result.stdout
+    assert named_rule_failures(result) == [f"astpatch: error: rule file {broken} failed to load: RuntimeError: no"]
+
+
+@pytest.mark.parametrize("args, prog, message", [
+    (["--bogus"], "astpatch", "unrecognized arguments: --bogus"),
+    (["check", "--bogus"], "astpatch check", "unrecognized arguments: --bogus"),
+    (["cache", "warm", "--bogus"], "astpatch cache warm", "unrecognized arguments: --bogus"),
+    (["cache"], "astpatch cache", "the following arguments are required: ACTION"),
+    ([], "astpatch", "the following arguments are required: COMMAND"),
+])
+def test_argument_errors_name_the_command(scene, args, prog, message):
+    result = scene.astpatch(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"{prog}: error: {message}"
+    assert lines[0].startswith(f"usage: {prog} ")
+
+
+def test_cache_info_json_when_the_cache_is_off(scene):
+    result = scene.astpatch("cache", "info", "--json", ASTPATCH_NO_CACHE="1")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"directory": None, "off": True, "entries": []}
+    pruned = json.loads(scene.astpatch("cache", "prune", "--json", ASTPATCH_NO_CACHE="1").stdout)
+    assert pruned["directory"] is None and pruned["removed"] == []
+    assert scene.astpatch("cache", "info", ASTPATCH_NO_CACHE="1").stdout.strip() == "the cache is off (ASTPATCH_NO_CACHE=1)"
+
+
+def test_dist_version_must_be_a_version(scene):
+    result = scene.astpatch("check", "--dist-version", "banana")
+    one_line_error(result, "--dist-version must be a version (PEP 440), such as 2.10.0: 'banana'")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert scene.astpatch("check", "--rule", "pickler-valueerror", "--dist-version", "1.5").returncode == 0

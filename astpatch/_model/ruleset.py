@@ -39,15 +39,20 @@ def load_rules(sources: Iterable[Rule | str | os.PathLike[str]], report: Callabl
     return ruleset.rules
 
 
-def rules_in_force(extra: Iterable[Rule | str | os.PathLike[str]], report: Callable[[str], None]) -> RuleSet:
+def rules_in_force(extra: Iterable[Rule | str | os.PathLike[str]], report: Callable[[str], None],
+                   failed: list[str] | None = None) -> RuleSet:
     """The rule set a process would have with `install(rules=extra)`, other distributions'
-    rules loaded now: for the command line and the pytest plugin, which read no index."""
+    rules loaded now: for the command line and the pytest plugin, which read no index. `failed`,
+    when given, receives the problems of the files of `extra` that could not be loaded."""
     from .entrypoints import discover
 
     disabled = settings.disabled()
     ruleset = RuleSet(report, frozenset() if disabled.everything else disabled.rule_ids)
     if not disabled.everything:
-        ruleset.load(standard_sources(extra))
+        ruleset.load(standard_sources())
+        problems = ruleset.load(extra)
+        if failed is not None:
+            failed.extend(problems)
         ruleset.add(discover(report)[1])
     return ruleset
 
@@ -69,8 +74,11 @@ class RuleSet:
         self._waiting_key_rules: list[Rule] = []  # in force once another rule targets their package
         self.seen_ids: set[str] = set()  # every id loaded, disabled or not
 
-    def load(self, sources: Iterable[Rule | str | os.PathLike[str]]) -> None:
-        """Add the rules of each source: a `Rule`, a rule file or a directory of them."""
+    def load(self, sources: Iterable[Rule | str | os.PathLike[str]]) -> list[str]:
+        """Add the rules of each source: a `Rule`, a rule file or a directory of them. Each file that
+        cannot be loaded is reported; the problems are also returned (the command line fails on
+        those of the files the user named)."""
+        failed: list[str] = []
         for source in sources:
             if isinstance(source, Rule):
                 self.add([source])
@@ -84,13 +92,16 @@ class RuleSet:
             try:
                 files = rule_files(path, check)
             except RuleFileError as error:
+                failed.append(str(error))
                 self.report(f"astpatch: {error}. The other rules still apply.")
                 continue
             for file in files:
                 try:
                     self.add(load_rule_file(file, check))
                 except RuleFileError as error:
+                    failed.append(str(error))
                     self.report(f"astpatch: {error}. The other rules still apply.")
+        return failed
 
     def add(self, rules: Iterable[Rule]) -> None:
         """Add rules: the first of an id wins; disabled ids are left out."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from typing import NoReturn
 
 from .._base import __version__
 from .._base.messages import AstpatchWarning
@@ -20,17 +21,34 @@ from ._run import cmd_run
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    """Errors name the command they are about (`astpatch check: error: ...`); an unknown option is
+    reported as such, not as a missing command."""
+
+    commands: argparse._SubParsersAction | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        if self.commands is not None and getattr(namespace, self.commands.dest, None) is None:
+            self.error(f"the following arguments are required: {self.commands.metavar}")
+        return namespace, extras
+
+    def add_commands(self, dest: str, metavar: str) -> argparse._SubParsersAction:
+        """A required choice of subcommand, checked after the options (see `parse_known_args`)."""
+        self.commands = self.add_subparsers(dest=dest, metavar=metavar, parser_class=_Parser)
+        return self.commands
+
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        print(f"astpatch: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="astpatch", description="Fix bugs in installed packages by rewriting their source at import time.")
     parser.add_argument("--version", action="version", version=f"astpatch {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
+    commands = parser.add_commands("command", "COMMAND")
 
     def add(name: str, help: str, rules: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
@@ -80,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_new)
 
     cache = add("cache", "the code cache: dir, info, clear, prune, warm")
-    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
-    cache_commands.required = True
+    assert isinstance(cache, _Parser)
+    cache_commands = cache.add_commands("cache_command", "ACTION")
     cache_commands.add_parser("dir", help="print the cache directory", description="print the cache directory")
     info = cache_commands.add_parser("info", help="what the cache holds", description="what the cache holds")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -95,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: 256M, the bound every process keeps after its first write)")
     prune.add_argument("--older-than", type=float, metavar="DAYS", help="also remove entries unused for more than DAYS days")
     prune.add_argument("--json", action="store_true", help="machine-readable output")
-    cache_commands.add_parser("warm", help="rewrite and store every targeted module now (e.g. while building an image)",
-                              description="rewrite and store every targeted module now (e.g. while building an image)")
+    warm = cache_commands.add_parser("warm", help="rewrite and store every targeted module now (e.g. while building an "
+                                     "image)", description="rewrite and store every targeted module now (e.g. while "
+                                     "building an image)")
+    # Its own destination: a subcommand's defaults would replace what `cache --rules X warm` gave.
+    warm.add_argument("--rules", action="append", default=[], dest="warm_rules", metavar="PATH",
+                      help="also load rules from this rule file or directory (repeatable)")
     cache.set_defaults(run=cmd_cache)
     return parser
 

@@ -15,7 +15,7 @@ from .._base import outcomes as oc
 from .._base import settings
 from .._base.store import OwnFile, Store
 from .._engine.cache import SUFFIX, Cache, read_entry
-from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules
+from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules, status
 
 
 def _store() -> Store:
@@ -32,7 +32,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     store = _store()
     directory = store.directory
     if directory is None:
-        print("the cache is off (ASTPATCH_NO_CACHE=1)" if args.cache_command != "dir" else "off")
+        if getattr(args, "json", False):
+            print(json.dumps({"directory": None, "off": True, "entries": []} if args.cache_command == "info" else
+                             {"directory": None, "off": True, "removed": [], "remaining": {"files": 0, "bytes": 0}}))
+        else:
+            print("the cache is off (ASTPATCH_NO_CACHE=1)" if args.cache_command != "dir" else "off")
         return EXIT_OK
     if args.cache_command == "dir":
         print(directory)
@@ -122,7 +126,7 @@ def _warm(args: argparse.Namespace, store: Store) -> int:
     from .._engine.pipeline import build_file
     from .._inspect.sources import SourceNotFound, locate
 
-    rules = load_rules(args.rules)
+    rules = load_rules(args.rules + args.warm_rules)  # `cache --rules X warm` or `cache warm --rules X`
     cache = Cache(store)
     by_module: dict[str, list] = {}
     for rule in rules:
@@ -146,4 +150,4 @@ def _warm(args: argparse.Namespace, store: Store) -> int:
     if store.write_failed or not store.usable(create=True):
         print(f"astpatch: nothing could be stored in {store.directory} (see the warning above)", file=sys.stderr)
         problems += 1
-    return EXIT_FINDING if problems else EXIT_OK
+    return status(problems, rules)

@@ -10,7 +10,7 @@ import sys
 
 from .._base import outcomes as oc
 from .._inspect.evaluate import evaluate, outcomes_by_rule, parts_by_rule
-from ._common import EXIT_FINDING, EXIT_OK, UsageError, installed_sources, load_rules
+from ._common import UsageError, installed_sources, load_rules, status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"  key:      carries {carried}" if carried else "  key:      upstream's own: no rule applies there")
         if not rows:
             print("no rules")
-    return EXIT_FINDING if any(row["outcome"] in oc.PROBLEMS for row in rows) else EXIT_OK
+    return status(any(row["outcome"] in oc.PROBLEMS for row in rows), rules)
 
 
 def _carried(key_rule: Rule, rules: list[Rule], outcomes: dict[str, oc.Outcome]) -> list[str]:
@@ -60,9 +60,21 @@ def _colour(line: str) -> str:
     return line
 
 
+def use_colour(choice: str) -> bool:
+    """--color always or never as given; auto follows the conventions: NO_COLOR (set, not empty) wins, then
+    FORCE_COLOR (set, not empty, not 0) colours even a pipe, then TERM=dumb or a pipe has none."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    return os.environ.get("TERM") != "dumb" and sys.stdout.isatty()
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules, args.names)
-    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    colour = use_colour(args.color)
     results: list[dict[str, Any]] = []
     for module in evaluate(rules, installed_sources()):
         if module.path is None or module.before == module.after:
@@ -84,17 +96,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
         for r in results:
             for line in r["diff"].splitlines():
                 print(_colour(line) if colour else line)
-    return EXIT_OK
+    return status(0, rules)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .._inspect.sources import SourceError, open_sources
 
+    versions = [_valid_version(v) for v in args.dist_version or []]
     rules = load_rules(args.rules, args.rule)
     if not rules:
         raise UsageError("no rules to check")
     targets = args.against or [None]
-    versions = args.dist_version or []
     if len(versions) > 1 and len(versions) != len(targets):
         raise UsageError(f"give --dist-version once, or once per --against ({len(targets)})")
     columns: list[dict[str, Any]] = []
@@ -155,7 +167,17 @@ def cmd_check(args: argparse.Namespace) -> int:
                     print(f"{rule_id}: already fixed upstream from {label} on")
         if stale:
             print(f"\n{len(stale)} stale: a rule its gate selects cannot do its job; update the rule or its gate.")
-    return EXIT_FINDING if stale else EXIT_OK
+    return status(len(stale), rules)
+
+
+def _valid_version(text: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise UsageError(f"--dist-version must be a version (PEP 440), such as 2.10.0: {text!r}") from None
+    return text
 
 
 def _unknown_versions(rules: list[Any], sources: Any, outcomes: dict[str, oc.Outcome]) -> dict[str, oc.Outcome]:
