@@ -930,7 +930,7 @@ def test_the_import_is_a_plain_import_of_the_patched_text(runs, name, process):
         assert difference is None, difference
 
 
-# The defects of issue 12 that this comparison covers, each also checked on its own terms.
+# The reliability defects (D1, D6, D12) that this comparison covers, each also checked on its own terms.
 
 def shape_of(found: dict, module: str, *names: str) -> dict:
     """A definition's shape in a probe's result: `names` walks module values and class members."""
