@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .trust import RACY_NS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -97,10 +99,6 @@ def installed_version(distribution: str, near: str | None = None) -> str | None:
 # version) where only asking again can tell.
 Evidence = tuple
 
-# A file changed less than this long before its status was recorded may change again within the
-# file system's timestamp granularity without its status changing (git's "racy" entries): its
-# status is no evidence then.
-_RACY_NS = 2_000_000_000
 
 
 def _stat(path: str) -> Evidence:
@@ -116,7 +114,7 @@ def _settled(evidence: Evidence) -> bool:
     import time
 
     changed = max(evidence[2] or 0, evidence[3] or 0)
-    return evidence[2] is not None and time.time_ns() - changed >= _RACY_NS
+    return evidence[2] is not None and time.time_ns() - changed >= RACY_NS
 
 
 def find_version(distribution: str, near: str | None = None) -> tuple[str | None, tuple[Evidence, ...]]:

@@ -3,13 +3,20 @@
 astpatch executes what it reads from its cache and from rule files, so it trusts only what this user
 (or, for rule files, root) alone could have written: owned by them, not writable by group or others,
 and not reached through a symbolic link or a directory that another user could repoint or change.
-Where the platform has no POSIX ownership (Windows), nothing is refused.
+Where the platform has no POSIX ownership (Windows), nothing is refused. And how recent a change
+leaves a file's status no evidence of its content (`RACY_NS`).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+
+# A file changed less than this long before its status was taken may change again within the file
+# system's timestamp granularity with its size and times unchanged (git's "racy" entries): its
+# status is then no evidence of its content. The one bound every such check uses (version
+# evidence, the entry-point index's stamp, a timestamp pyc's freshness).
+RACY_NS = 2_000_000_000
 
 
 def untrusted(st: os.stat_result, *, root_too: bool = False) -> str | None:

@@ -22,6 +22,8 @@ import sys
 from importlib import _bootstrap_external
 from importlib.util import cache_from_source, source_hash
 
+from .._base.trust import RACY_NS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import CodeType
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
 
 # Its pyc helpers (header checks, unmarshalling) are private, so not in the type stubs.
 _pyc: Any = _bootstrap_external
-
-# A file can change again within this time with its size and times unchanged.
-_RACY_NS = 2_000_000_000
 
 _HASH_BASED = 0b1
 
@@ -73,7 +72,7 @@ def _from_pyc(fullname: str, path: str, source: bytes, status: os.stat_result | 
             if status is None:
                 status = os.stat(path)
             changed = max(status.st_ctime_ns, status.st_mtime_ns)
-            if status.st_size != len(source) or changed >= written - _RACY_NS:
+            if status.st_size != len(source) or changed >= written - RACY_NS:
                 return None  # changed since it was read, or maybe since the pyc was written
             _pyc._validate_timestamp_pyc(data, int(status.st_mtime), status.st_size, fullname, details)
         code = _pyc._compile_bytecode(memoryview(data)[16:], fullname, pyc_path, path)

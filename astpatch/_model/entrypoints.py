@@ -26,6 +26,7 @@ import os
 import sys
 
 from .._base.store import Store, Unreadable
+from .._base.trust import RACY_NS
 from .rule import Rule
 
 TYPE_CHECKING = False
@@ -51,7 +52,6 @@ _INDEX_FORMAT = 3
 # A status recorded less than two seconds after the change it shows may stay the same through the
 # next change (the file system's timestamp granularity, git's "racy" entries): such a file's
 # content is compared too (by digest), and such a directory is listed again.
-_RACY_NS = 2_000_000_000
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
@@ -69,7 +69,7 @@ def _status(path: str) -> tuple[int, int, int, int] | None:
 
 def _settled(status: tuple[int, int, int, int] | None, now: int) -> bool:
     """Whether a status taken at `now` vouches for the file by itself (see above)."""
-    return status is not None and now - max(status[0], status[1]) >= _RACY_NS
+    return status is not None and now - max(status[0], status[1]) >= RACY_NS
 
 
 def _digest(path: str) -> bytes | None:
