@@ -38,7 +38,8 @@ def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
 
 
 def test_help_on_every_command(scene):
-    for command in ([], ["list"], ["diff"], ["check"], ["run"], ["new"], ["cache"], ["cache", "warm"], ["cache", "prune"]):
+    for command in ([], ["list"], ["diff"], ["check"], ["run"], ["new"], ["edit"], ["commit"], ["cache"], ["cache", "warm"],
+                    ["cache", "prune"]):
         result = scene.astpatch(*command, "--help")
         assert result.returncode == 0 and "usage: astpatch" in result.stdout, command
 
@@ -114,9 +115,19 @@ def test_check_matrix_across_kinds_of_sources(scene):
     assert [c["label"] for c in data["columns"]] == ["pickledist 0.9", "pickledist 1.0", "pickledist 2.0", "pickledist 1.2"]
     assert [c["results"]["pickler-valueerror"]["outcome"] for c in data["columns"]] == [
         "not-applicable", "applied", "already-fixed", "applied"]
+    # Each outcome's verdict: below its gate the edit would still apply; then applies; upstream.
+    assert [c["results"]["pickler-valueerror"]["verdict"] for c in data["columns"]] == [
+        "outside-gate", "applies", "upstream", "applies"]
+    assert data["columns"][0]["results"]["pickler-valueerror"]["without_gate"]["outcome"] == "applied"
+    assert "without_gate" not in data["columns"][1]["results"]["pickler-valueerror"]
+    assert data["written_for"] == {"pickler-valueerror": None}
     text = scene.astpatch("check", "--rule", "pickler-valueerror", "--against", str(old),
-                          "--against", str(buggy)).stdout
-    assert text.splitlines()[1].split() == ["pickler-valueerror", "not-applicable", "applied"]
+                          "--against", str(buggy), "--against", str(fixed)).stdout
+    assert text.splitlines()[1].split() == ["pickler-valueerror", "not-applicable", "applied", "already-fixed"]
+    assert text.splitlines()[3].split() == ["verdict", "written", "for", "pickledist", "0.9", "pickledist", "1.0",
+                                            "pickledist", "2.0"]
+    assert [cell.strip() for cell in text.splitlines()[4].split("  ") if cell.strip()] == [
+        "pickler-valueerror", "-", "outside its gate", "still applies", "upstream: delete it"]
     # A single file has no metadata: the version comes from --dist-version.
     result = scene.astpatch("check", "--rule", "pickler-valueerror", "--against", str(single), "--dist-version", "1.5",
                             "--json")
@@ -130,6 +141,17 @@ def test_check_finds_a_stale_rule(scene):
     assert result.returncode == 1
     assert "pickler-valueerror @ pickledist 3.0: failed: the edit does not apply: no except clause" in result.stdout
     assert "1 stale" in result.stdout
+    assert result.stdout.splitlines()[4].split() == ["pickler-valueerror", "-", "conflicts:", "re-edit", "it"]
+    # Outside its gate, the rule does nothing there: its edit, tried without the gate, says it would conflict.
+    outside = scene.tmp / "pickledist-0.5-py3-none-any.whl"
+    build_wheel(outside, "0.5", PICKLER_SOURCE.replace("raise Bypass", "return None  #"))
+    result = scene.astpatch("check", "--rule", "pickler-valueerror", "--against", str(outside), "--json")
+    assert result.returncode == 0
+    found = json.loads(result.stdout)["columns"][0]["results"]["pickler-valueerror"]
+    assert (found["outcome"], found["verdict"], found["without_gate"]["outcome"]) == ("not-applicable", "conflicts", "failed")
+    text = scene.astpatch("check", "--rule", "pickler-valueerror", "--against", str(outside)).stdout
+    assert ("pickler-valueerror @ pickledist 0.5: not-applicable: pickledist 0.5 is outside the gate pickledist>=1\n"
+            "  without its gate: failed: the edit does not apply: no except clause") in text
 
 
 @pytest.mark.parametrize("make, message", [

@@ -8,12 +8,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .fromdiff import ScopeChange
 
-def default_id(changes: list[ScopeChange]) -> str:
+
+def default_id(changes: list[ScopeChange], suffix: str = "from-diff") -> str:
     """From the first change's module and scope: `core-parser-parse-from-diff`."""
     first = changes[0]
     name = f"{first.module.split('.')[-1]}-{first.scope}" if first.scope else first.module.split(".")[-1]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return f"{slug or 'rule'}-from-diff"
+    return f"{slug or 'rule'}-{suffix}"
+
+
+def file_name(rule_id: str) -> str:
+    """The name of the rule file that holds the rule `rule_id`: a Python identifier plus `.py`."""
+    return rule_id.replace("-", "_").replace(".", "_") + ".py"
 
 
 def summary(changes: list[ScopeChange], diff_name: str) -> str:
@@ -26,10 +32,12 @@ def summary(changes: list[ScopeChange], diff_name: str) -> str:
     return text
 
 
-def rule_file(changes: list[ScopeChange], *, rule_id: str, gate: str | None, upstream: str, diff_name: str) -> str:
-    """The text of a rule file with one rule: one `Change` per scope, in the diff's order."""
+def rule_file(changes: list[ScopeChange], *, rule_id: str, gate: str | None, upstream: str, diff_name: str,
+              made_by: str | None = None, summary_text: str | None = None, written_for: str | None = None) -> str:
+    """The text of a rule file with one rule: one `Change` per scope, in the diff's order. `made_by`
+    says what made it (default: `astpatch new --from-diff`); `written_for` is the provenance field."""
     out = [
-        f'"""A rule made by `astpatch new --from-diff {diff_name}`.',
+        f'"""A rule made by {made_by or f"`astpatch new --from-diff {diff_name}`"}.',
         "",
         "Each Change applies the diff's hunks to one scope of a module (a function, a class, or \"\" for",
         "the module's top level), finding them by content, not by line number. The changes are one",
@@ -40,11 +48,14 @@ def rule_file(changes: list[ScopeChange], *, rule_id: str, gate: str | None, ups
         "",
         "RULE = Rule(",
         f"    id={rule_id!r},",
-        f"    summary={summary(changes, diff_name)!r},",
+        f"    summary={summary_text or summary(changes, diff_name)!r},",
     ]
     if gate:
         out.append(f"    gate={gate!r},")
-    out += [f"    upstream={upstream!r},", "    changes=["]
+    out.append(f"    upstream={upstream!r},")
+    if written_for:
+        out.append(f"    written_for={written_for!r},")
+    out.append("    changes=[")
     for change in changes:
         out += ["        Change(", f"            module={change.module!r},", f"            scope={change.scope!r},",
                 "            edit=ApplyHunks(hunks=["]

@@ -117,6 +117,9 @@ class Rule:
     - `id`: says what the rule fixes, in lower case with dashes (`torch-...-valueerror`).
     - `summary`: one line.
     - `upstream`: where upstream fixed it: issue, pull request, first fixed release.
+    - `written_for`: optional provenance, the distribution and version the rule was written
+      against (`torch 2.10.0`); `astpatch check` shows it beside the version it checks. It does not
+      change the code a rule produces, so it is not part of the fingerprint.
     - `gate`: optional distribution and PEP 440 specifier (`torch>=2.10`). See `astpatch._model.gate`
       for how source and vendor builds' versions are compared.
     - the change itself, either as `module`, `target` (a function's qualified name) and `edit`,
@@ -124,7 +127,7 @@ class Rule:
       functions, classes, module top levels and modules.
     """
 
-    __slots__ = ("id", "summary", "changes", "upstream", "gate", "origin")
+    __slots__ = ("id", "summary", "changes", "upstream", "gate", "written_for", "origin")
 
     def __init__(
         self,
@@ -137,6 +140,7 @@ class Rule:
         edit: Edit | None = None,
         changes: list[Change] | tuple[Change, ...] | None = None,
         gate: str | None = None,
+        written_for: str | None = None,
     ) -> None:
         where = f"rule {id!r}"
         if not valid_rule_id(id):
@@ -162,11 +166,16 @@ class Rule:
         if gate is not None:
             if not isinstance(gate, str) or split_gate(gate) is None:
                 raise RuleError(f"{where}: gate must read like 'torch>=2.10', got {gate!r}")
+        if written_for is not None and (not isinstance(written_for, str) or not written_for.strip()
+                                        or "\n" in written_for.strip()):
+            raise RuleError(f"{where}: written_for must be one line naming a distribution and version, such as "
+                            f"'torch 2.10.0', got {written_for!r}")
         self.id = id
         self.summary = summary.strip()
         self.changes = tuple(changes)
         self.upstream = upstream.strip()
         self.gate = gate.strip() if gate else None
+        self.written_for = written_for.strip() if written_for else None
         self.origin = "<declared in code>"  # the rule file, once loaded from one
 
     @property

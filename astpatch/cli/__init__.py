@@ -15,6 +15,7 @@ from .._base import __version__
 from .._base.messages import AstpatchWarning
 from ._cache import cmd_cache
 from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._edit import add_commands as add_edit_commands
 from ._inspect import cmd_check, cmd_diff, cmd_list
 from ._new import cmd_new
 from ._run import cmd_run
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--source", metavar="PATH", help="where to read the module (default: installed)")
     sub.add_argument("-o", "--output", metavar="DIR", help="write the rule file into DIR (default: print it)")
     sub.set_defaults(run=cmd_new)
+
+    add_edit_commands(add)  # edit, commit
 
     cache = add("cache", "the code cache: dir, info, clear, prune, warm")
     assert isinstance(cache, _Parser)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
 
 from .._base import outcomes as oc
 from .._inspect.evaluate import evaluate, outcomes_by_rule, parts_by_rule
+from .._inspect.verdicts import CONFLICTS, OUTSIDE_GATE, WORDS, verdicts
+from .._inspect.workcopy import unified
 from ._common import UsageError, installed_sources, load_rules, status
 
 TYPE_CHECKING = False
@@ -24,7 +25,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     outcomes = outcomes_by_rule(evaluate(rules, installed_sources()))
     rows = [{
         "id": r.id, "summary": r.summary, "module": r.module, "target": r.target, "gate": r.gate,
-        "upstream": r.upstream, "origin": r.origin, "edit": r.edit.describe(),
+        "upstream": r.upstream, "written_for": r.written_for, "origin": r.origin, "edit": r.edit.describe(),
         "outcome": outcomes[r.id].status, "reason": outcomes[r.id].reason, "version": outcomes[r.id].version,
         **({"key_carries": _carried(r, rules, outcomes)} if r.key_package is not None else {}),
     } for r in rules]
@@ -37,6 +38,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  target:   {row['module']}:{row['target']}")
             print(f"  gate:     {row['gate'] or '(none)'}")
             print(f"  upstream: {row['upstream']}")
+            if row["written_for"]:
+                print(f"  written:  for {row['written_for']}")
             print(f"  why:      {row['reason']}")
             if "key_carries" in row:
                 carried = ", ".join(row["key_carries"])  # type: ignore[arg-type]
@@ -53,7 +56,8 @@ def _carried(key_rule: Rule, rules: list[Rule], outcomes: dict[str, oc.Outcome])
             and any(m == package or m.startswith(package + ".") for m in r.modules)]
 
 
-def _colour(line: str) -> str:
+def colour_line(line: str) -> str:
+    """A line of a unified diff, coloured for a terminal."""
     for prefix, code in (("+++", "1"), ("---", "1"), ("@@", "36"), ("+", "32"), ("-", "31")):
         if line.startswith(prefix):
             return f"\033[{code}m{line}\033[0m"
@@ -79,13 +83,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for module in evaluate(rules, installed_sources()):
         if module.path is None or module.before == module.after:
             continue
-        diff = list(difflib.unified_diff(module.before, module.after, f"{module.path} (upstream)",
-                                         f"{module.path} (astpatch)"))
-        added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
-        removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+        diff = unified(module.before, module.after, f"{module.path} (upstream)", f"{module.path} (astpatch)")
+        lines = diff.splitlines()
+        added = sum(1 for d in lines if d.startswith("+") and not d.startswith("+++"))
+        removed = sum(1 for d in lines if d.startswith("-") and not d.startswith("---"))
         results.append({"module": module.module, "path": module.path, "added": added, "removed": removed,
-                         "rules": [r.id for r, o in module.outcomes if o.status == oc.APPLIED],
-                         "diff": "".join(d if d.endswith("\n") else d + "\n\\ No newline at end of file\n" for d in diff)})
+                         "rules": [r.id for r, o in module.outcomes if o.status == oc.APPLIED], "diff": diff})
     if args.json:
         print(json.dumps(results, indent=2))
     elif args.stat:
@@ -95,7 +98,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         for r in results:
             for line in r["diff"].splitlines():
-                print(_colour(line) if colour else line)
+                print(colour_line(line) if colour else line)
     return status(0, rules)
 
 
@@ -126,8 +129,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         gated = [r.gate_distribution for r in rules if r.gate_distribution]
         version = override or (sources.version(gated[0]) if gated else None)
         label = f"{gated[0]} {version}" if gated and version else sources.label
+        found, without_gate = verdicts(rules, sources, outcomes, override)
         columns.append({"against": path or "installed", "label": label, "version": version, "outcomes": outcomes,
-                        "parts": parts})
+                        "parts": parts, "verdicts": found, "without_gate": without_gate})
 
     by_id = {r.id: r for r in rules}
     stale = [(r.id, c["label"]) for c in columns for r in rules if c["outcomes"][r.id].status in oc.PROBLEMS]
@@ -135,12 +139,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps({
             "rules": [r.id for r in rules],
             "columns": [{"against": c["against"], "label": c["label"], "version": c["version"],
-                         "results": {rid: {"outcome": o.status, "reason": o.reason,
+                         "results": {rid: {"outcome": o.status, "verdict": c["verdicts"][rid], "version": o.version,
+                                           "reason": o.reason,
+                                           **_without_gate(c["without_gate"].get(rid)),
                                            "parts": [{"part": change.where, "outcome": p.status, "reason": p.reason}
                                                      for change, p in _in_order(by_id[rid], c["parts"].get(rid, []))]}
                                      for rid, o in c["outcomes"].items()}}
                         for c in columns],
             "fixed_upstream_in": {r.id: _first_fixed(r.id, columns) for r in rules},
+            "written_for": {r.id: r.written_for for r in rules},
             "stale": [{"rule": rid, "against": label} for rid, label in stale],
         }, indent=2))
     else:
@@ -149,13 +156,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         print((f"{'rule':<{width}}  " + "  ".join(f"{c['label']:<{w}}" for c, w in zip(columns, cells))).rstrip())
         for r in rules:
             print((f"{r.id:<{width}}  " + "  ".join(f"{c['outcomes'][r.id].status:<{w}}" for c, w in zip(columns, cells))).rstrip())
-        if args.verbose or stale:
+        _print_verdicts(rules, columns, width)
+        conflicts = {(c["label"], r.id) for c in columns for r in rules if c["verdicts"][r.id] == CONFLICTS}
+        if args.verbose or stale or conflicts:
             print()
             for c in columns:
                 for r in rules:
                     o = c["outcomes"][r.id]
-                    if args.verbose or o.status in oc.PROBLEMS:
+                    if args.verbose or o.status in oc.PROBLEMS or (c["label"], r.id) in conflicts:
                         print(f"{r.id} @ {c['label']}: {o.status}: {o.reason}")
+                        if r.id in c["without_gate"]:
+                            print(f"  without its gate: {c['without_gate'][r.id].status}: {c['without_gate'][r.id].reason}")
                         listed = _in_order(r, c["parts"].get(r.id, []))
                         for change, p in listed if len(listed) > 1 else ():
                             print(f"  {change.where}: {p.status}: {p.reason}")
@@ -168,6 +179,40 @@ def cmd_check(args: argparse.Namespace) -> int:
         if stale:
             print(f"\n{len(stale)} stale: a rule its gate selects cannot do its job; update the rule or its gate.")
     return status(len(stale), rules)
+
+
+def _print_verdicts(rules: list[Rule], columns: list[dict[str, Any]], width: int) -> None:
+    """The verdict table: each rule's verdict on each source, beside the release it was written for
+    (and the rule's distribution's version there, where the column's label does not say it)."""
+    written = [r.written_for or "-" for r in rules]
+    first = max(len("written for"), *(len(w) for w in written))
+    rows = [[_verdict_cell(r, c) for c in columns] for r in rules]
+    cells = [max(len(c["label"]), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    print()
+    print((f"{'verdict':<{width}}  {'written for':<{first}}  "
+           + "  ".join(f"{c['label']:<{w}}" for c, w in zip(columns, cells))).rstrip())
+    for r, w, row in zip(rules, written, rows):
+        print((f"{r.id:<{width}}  {w:<{first}}  " + "  ".join(f"{cell:<{n}}" for cell, n in zip(row, cells))).rstrip())
+    for rule_id in [r.id for r in rules if any(c["verdicts"][r.id] == CONFLICTS for c in columns)]:
+        print(f"re-edit {rule_id}: astpatch edit --rule {rule_id}, change the copy, then astpatch commit DIR")
+    for r in rules:  # after an upgrade past its gate, a rule does nothing at import, silently: say so here
+        if any(c["against"] == "installed" and c["verdicts"][r.id] == OUTSIDE_GATE and r.id in c["without_gate"]
+               for c in columns):
+            print(f"{r.id} does nothing on the installed release (outside its gate {r.gate}) though its edit still "
+                  f"applies: if it is still needed, astpatch edit --rule {r.id}, then astpatch commit DIR to gate it "
+                  "to this release")
+
+
+def _verdict_cell(rule: Rule, column: dict[str, Any]) -> str:
+    word = WORDS[column["verdicts"][rule.id]]
+    version = column["outcomes"][rule.id].version
+    named = f"{rule.gate_distribution} {version}"
+    return f"{word} ({named})" if version and rule.gate_distribution and column["label"] != named else word
+
+
+def _without_gate(outcome: oc.Outcome | None) -> dict[str, Any]:
+    """For a rule outside its gate, what its edit does there without the gate (its verdict's ground)."""
+    return {} if outcome is None else {"without_gate": {"outcome": outcome.status, "reason": outcome.reason}}
 
 
 def _valid_version(text: str) -> str:
