@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 from site import getsitepackages, getusersitepackages
@@ -71,6 +73,15 @@ RULE = Rule(
     upstream="test fixture",
 )
 '''
+
+
+def pyproject() -> dict:
+    """The checkout's pyproject.toml, parsed."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def install_dist(site: Path, name: str, version: str) -> Path:
@@ -212,10 +223,16 @@ def installed() -> bool:
     return any(package.parent.glob("astpatch-*.dist-info"))
 
 
+def uv_command() -> str | None:
+    """The uv command of this environment (tests/requirements/engine.txt installs it), else of PATH, or None."""
+    return shutil.which("uv", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+
+
 def pytest_collection_modifyitems(config, items):
     unrunnable = [item for item in items
                   if any(sys.version_info < needed and item.get_closest_marker(name) for name, needed in NEEDS_PYTHON.items())
-                  or (item.get_closest_marker("installed") and not installed())]
+                  or (item.get_closest_marker("installed") and not installed())
+                  or (item.get_closest_marker("uv") and not uv_command())]
     if unrunnable:
         config.hook.pytest_deselected(items=unrunnable)
         items[:] = [item for item in items if item not in unrunnable]

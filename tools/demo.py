@@ -2,8 +2,8 @@
 
     python3 tools/demo.py
 
-Creates (once, then reuses) a virtual environment with torch 2.10.0, installs this checkout
-into it, and runs demo/fxgraph_cache_valueerror.py there.
+Creates (once, then reuses) a virtual environment with torch 2.10.0, installs astpatch into it
+(the wheel built from this checkout's sdist), and runs demo/fxgraph_cache_valueerror.py there.
 """
 
 from __future__ import annotations

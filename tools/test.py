@@ -6,7 +6,8 @@
 
 Tiers:
 - engine-3.10 ... engine-3.13: the tests that need no torch, under each CPython (code objects
-  and line tables differ between versions);
+  and line tables differ between versions); engine-3.11 also runs tests/test_packaging.py (marker
+  `packaging`: builds and installs astpatch in fresh environments, needed once);
 - torch210 (slow): real torch 2.10.0, the release with the bug, including torch.compile;
 - torch213 (slow): real torch 2.13.0, where upstream has the fix;
 - wheels (slow the first time: downloads): the shipped rules, and rules made from three upstream
@@ -17,7 +18,8 @@ Tiers:
   are not checked: speed is judged from a full run, never by assertions).
 
 Each tier runs in its own virtual environment under .venvs/, created on first use and reused
-(see tools/venvs.py), with this checkout installed into it as a regular wheel install, and
+(see tools/venvs.py), with astpatch installed into it as users get it (the wheel built from the
+checkout's sdist), and
 pytest started outside the checkout, so the tests exercise astpatch as users install it. (Plain
 `pytest` in the checkout runs the engine tests on the checkout, under the interpreter at hand.)
 A selected test that does not run (skipped, xfailed or xpassed) is a failure of its tier; tests
@@ -40,14 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import venvs  # noqa: E402
 
 ENGINE_MARKS = "not torch210 and not torch213 and not wheels"
+# tests/test_packaging.py builds and installs astpatch itself: once per run is enough.
+ONCE_MARKS = ENGINE_MARKS + " and not packaging"
 # The releases around the first rule's upstream fix, and around the three upstream changes of
 # tests/test_released_changes.py, read from their wheels without installing.
 RELEASED_TORCH = ["torch==2.9.0", "torch==2.9.1", "torch==2.10.0", "torch==2.11.0", "torch==2.12.0", "torch==2.13.0"]
 TIERS = {
-    "engine-3.10": ("engine", "3.10", ENGINE_MARKS),
+    "engine-3.10": ("engine", "3.10", ONCE_MARKS),
     "engine-3.11": ("engine", "3.11", ENGINE_MARKS),
-    "engine-3.12": ("engine", "3.12", ENGINE_MARKS),
-    "engine-3.13": ("engine", "3.13", ENGINE_MARKS),
+    "engine-3.12": ("engine", "3.12", ONCE_MARKS),
+    "engine-3.13": ("engine", "3.13", ONCE_MARKS),
     "torch210": ("torch210", "3.11", "torch210"),
     "torch213": ("torch213", "3.11", "torch213"),
     "wheels": ("engine", "3.11", "wheels"),

@@ -1,24 +1,32 @@
 """Test and demo virtual environments, created once and reused.
 
-Each environment is keyed by its requirements file and the interpreter that runs it, so a
-second run reuses what the first installed (torch is several GB) and a changed requirement
-gets a fresh environment instead of a half-upgraded one. They live in `.venvs/`, which git
-ignores; `ASTPATCH_VENV_DIR` moves them elsewhere.
+Each environment is keyed by its requirements file (with the files it includes) and the
+interpreter that runs it, so a second run reuses what the first installed (torch is several GB)
+and a changed requirement gets a fresh environment instead of a half-upgraded one. They live in
+`.venvs/`, which git ignores; `ASTPATCH_VENV_DIR` moves them elsewhere.
+
+astpatch goes into them as users get it: the sdist is built from the checkout, a wheel from that
+sdist, and the wheel is installed; an environment keeps its install while the wheel's content is
+unchanged, and gets the new wheel when it changes.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "tests" / "requirements"
 VENV_DIR = Path(os.environ.get("ASTPATCH_VENV_DIR") or ROOT / ".venvs")
 READY = "astpatch-venv-ready"
+# The sha256 of the astpatch wheel installed in an environment.
+INSTALLED = "astpatch-installed-wheel"
 
 
 def find_python(version: str) -> str | None:
@@ -45,8 +53,17 @@ def interpreter_id(python: str) -> str:
     ).stdout.strip()
 
 
+def requirements_text(path: Path) -> bytes:
+    """The requirements file at `path` with the files it includes (`-r other.txt`) appended: what the key covers."""
+    text = path.read_bytes()
+    for line in text.decode().splitlines():
+        if line.startswith(("-r ", "--requirement ")):
+            text += b"\0" + requirements_text(path.parent / line.split(None, 1)[1].strip())
+    return text
+
+
 def venv_path(name: str, python: str) -> Path:
-    requirements = (REQUIREMENTS / f"{name}.txt").read_bytes()
+    requirements = requirements_text(REQUIREMENTS / f"{name}.txt")
     ident = interpreter_id(python)
     digest = hashlib.sha256(requirements + b"\0" + ident.encode()).hexdigest()[:10]
     tag = ident.split()[1]
@@ -76,21 +93,50 @@ def ensure(name: str, python: str, log=print) -> Path:
     return venv
 
 
+_built: list[Path] = []
+
+
+def build_project(log=print) -> Path:
+    """Build the sdist from the checkout and a wheel from that sdist, once per process; return the wheel.
+
+    The build front end and backend (tests/requirements/build.txt) run in an environment of their
+    own under this interpreter; nothing is written into the checkout.
+    """
+    if _built:
+        return _built[0]
+    builder = bin_python(ensure("build", sys.executable, log=log))
+    out = Path(tempfile.mkdtemp(prefix="astpatch-dist-"))
+    atexit.register(shutil.rmtree, out, True)
+    log("[venv] building the sdist, and a wheel from it")
+    result = subprocess.run([str(builder), "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        log(result.stdout + result.stderr)
+        result.check_returncode()
+    (wheel,) = out.glob("astpatch-*.whl")
+    _built.append(wheel)
+    return wheel
+
+
 def install_project(venv: Path, log=print) -> None:
-    """Install this checkout into `venv` as a regular (non-editable) wheel install.
+    """Install the wheel of build_project() into `venv`, unless that same wheel is installed already.
 
     The tests then import astpatch and its shipped rules exactly as users get them.
     """
-    py = str(bin_python(venv))
-    log(f"[venv] installing astpatch from the checkout into {venv.name}")
-    # setuptools builds in the checkout's build/, which keeps files deleted or moved since the
-    # last build and would ship them: start from an empty one.
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    wheel = build_project(log)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    marker = venv / INSTALLED
+    if marker.exists() and marker.read_text().strip() == digest:
+        log(f"[venv] {venv.name} has this astpatch wheel already")
+        return
+    marker.unlink(missing_ok=True)  # an interrupted install is not taken for a complete one
+    log(f"[venv] installing {wheel.name} into {venv.name}")
     subprocess.run(
-        [py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--force-reinstall", "--no-cache-dir", str(ROOT)],
+        [str(bin_python(venv)), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--force-reinstall", str(wheel)],
         check=True, cwd=str(venv),
     )
+    marker.write_text(digest + "\n")
 
 
 WHEEL_DIR = VENV_DIR / "wheels"
