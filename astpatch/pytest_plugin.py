@@ -3,6 +3,10 @@
     pytest --astpatch                  # install astpatch before the tests (or ini: astpatch = true)
     pytest --astpatch-still-needed     # also fail the run when a rule is already fixed upstream
 
+A `[tool.astpatch]` table in the pyproject.toml of pytest's rootdir asks for it too (ini
+`astpatch = false` or `-p no:astpatch` says no), and its settings apply to the session, under
+the ASTPATCH_* variables (see `astpatch._base.settings`).
+
 The header shows each rule's state, computed from the installed sources without importing
 them; the summary shows what each rule did to the imports of the session. `--astpatch-still-needed`
 is for a project's CI: the day upstream ships the fix, the run fails and says which rule to delete.
@@ -21,11 +25,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="install astpatch (import-time source patches) for the test session")
     group.addoption("--astpatch-still-needed", action="store_true", default=False,
                     help="fail the run when a rule's target is already fixed upstream (implies --astpatch)")
-    parser.addini("astpatch", type="bool", default=False, help="install astpatch for the test session")
+    # No default: unset (None, or [] on pytest 8) differs from an explicit `astpatch = false`.
+    parser.addini("astpatch", type="bool", default=None,
+                  help="install astpatch for the test session (default: when pyproject.toml has [tool.astpatch])")
 
 
 def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("astpatch") or config.getoption("astpatch_still_needed") or config.getini("astpatch"))
+    return bool(config.getoption("astpatch") or config.getoption("astpatch_still_needed")
+                or getattr(config, "_astpatch_installation", None) is not None)
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
@@ -33,18 +40,60 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # are imported: the finder is in place before anything imports a target.
     # The command line is only partly parsed here: read the options from the early namespace.
     early = early_config.known_args_namespace
-    if not (getattr(early, "astpatch", False) or getattr(early, "astpatch_still_needed", False)
-            or early_config.getini("astpatch")):
+    ini = early_config.getini("astpatch")
+    project = _project(early_config)
+    if not (getattr(early, "astpatch", False) or getattr(early, "astpatch_still_needed", False) or ini is True
+            or (project is not None and ini is not False)):
         return
+    from ._base import settings
     from ._hook.installation import install
 
+    previous = settings.use_project(project.values if project else {})
+    strict = settings.flag(settings.STRICT)  # the variable's, else the table's
+    try:
+        for problem in project.problems if project else ():
+            _problem(early_config, problem, strict, "the rest of the table applies")
+    except BaseException:
+        settings.use_project(previous)
+        raise
+    early_config._astpatch_settings = previous  # type: ignore[attr-defined]
     early_config._astpatch_installation = install()  # type: ignore[attr-defined]
+
+
+def _project(config: pytest.Config):  # type: ignore[no-untyped-def]
+    """The [tool.astpatch] table of the pyproject.toml in pytest's rootdir, or None (a file that
+    cannot be read is reported, and then counts as none)."""
+    from ._base.projectconfig import FILENAME, ConfigError, read
+
+    try:
+        return read(str(config.rootpath / FILENAME))
+    except ConfigError as error:
+        from ._base import settings
+
+        _problem(config, str(error), settings.flag(settings.STRICT), "its [tool.astpatch] is ignored")
+        return None
+
+
+def _problem(config: pytest.Config, message: str, strict: bool, then: str) -> None:
+    """A setting that cannot be used: a warning (pytest's filters apply), a usage error when strict."""
+    import pytest
+
+    from ._base.messages import AstpatchWarning
+
+    if strict:
+        raise pytest.UsageError(f"astpatch: {message} (strict mode: fix it, or unset strict)")
+    config.issue_config_time_warning(AstpatchWarning(f"astpatch: {message}; {then}"), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     installation = getattr(config, "_astpatch_installation", None)
     if installation is not None:
         installation.uninstall()
+    previous = getattr(config, "_astpatch_settings", None)
+    if previous is not None:  # the settings this session put in force end with it (pytester runs in-process)
+        from ._base import settings
+
+        settings.use_project(previous)
 
 
 def _print_problem(message: str) -> None:

@@ -173,8 +173,10 @@ _EXTRA_PATH = [] if _ASTPATCH_HOME in _SITE_DIRS else [_ASTPATCH_HOME]
 
 def clean_env(site: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment for a subprocess: no astpatch settings from outside the test, `site`
-    (a directory of modules the test wrote) first on PYTHONPATH, and this process's astpatch."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_")}
+    (a directory of modules the test wrote) first on PYTHONPATH, and this process's astpatch.
+    No VIRTUAL_ENV either: the command line would inspect a virtual environment active outside
+    the test instead of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTPATCH_") and k != "VIRTUAL_ENV"}
     env.update(extra)
     paths = [str(site) if site is not None else "", env.get("PYTHONPATH", ""), *_EXTRA_PATH]
     if any(paths):

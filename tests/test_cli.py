@@ -460,3 +460,137 @@ def test_dist_version_must_be_a_version(scene):
     one_line_error(result, "--dist-version must be a version (PEP 440), such as 2.10.0: 'banana'")
     assert len(result.stderr.strip().splitlines()) == 1
     assert scene.astpatch("check", "--rule", "pickler-valueerror", "--dist-version", "1.5").returncode == 0
+
+
+def make_venv(path) -> tuple:
+    """A virtual environment without pip, as `python -m venv` makes it: (its directory, its site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, capture_output=True)
+    python = path / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    return path, python, type(path)(purelib)
+
+
+@pytest.fixture
+def other_env(tmp_path):
+    """A scene whose own environment has neither the target module nor its distribution, and a
+    virtual environment that has both (pickledist 1.2 installed in its site-packages)."""
+    from conftest import install_dist
+
+    scene = Scenario(tmp_path, source=None, gate="pickledist>=1", rule_dir=True, cwd=tmp_path)
+    venv, python, site = make_venv(tmp_path / "venv")
+    (site / "pickler.py").write_text(PICKLER_SOURCE)
+    install_dist(site, "pickledist", "1.2")
+    scene.venv, scene.venv_python, scene.venv_site = venv, python, site  # type: ignore[attr-defined]
+    return scene
+
+
+THIS_PYTHON = ".".join(map(str, sys.version_info[:3]))  # the venv's: made from this interpreter
+
+
+def pickler_row(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    (row,) = [r for r in json.loads(result.stdout) if r["id"] == "pickler-valueerror"]
+    return row
+
+
+def test_python_inspects_another_environment(other_env):
+    from conftest import install_dist
+
+    scene = other_env
+    # astpatch's own environment lacks the distribution and the module...
+    own = pickler_row(scene.astpatch("list", "--json"))
+    assert own["outcome"] == "module-missing" and own["version"] is None
+    assert own["environment"]["prefix"] == sys.prefix
+    # ...which the other environment has, read from its search path (its python is asked, nothing of astpatch runs there).
+    for given in (scene.venv_python, scene.venv):
+        row = pickler_row(scene.astpatch("list", "--json", "--python", str(given)))
+        assert row["outcome"] == "applied" and row["version"] == "1.2", row
+        assert row["environment"] == {"prefix": str(scene.venv), "python": str(scene.venv_python), "version": THIS_PYTHON}
+    text = scene.astpatch("list", "--python", str(scene.venv_python)).stdout.splitlines()
+    assert text[0] == f"environment: {scene.venv} (Python {THIS_PYTHON})"
+    assert "pickler-valueerror: would apply" in text
+    assert "pickler-valueerror: would apply" not in scene.astpatch("list").stdout
+    diff = scene.astpatch("diff", "--python", str(scene.venv_python), "pickler").stdout.splitlines()
+    assert diff[:2] == [f"environment: {scene.venv} (Python {THIS_PYTHON})",
+                        f"--- {scene.venv_site / 'pickler.py'} (upstream)"]
+    assert "+        except (TypeError, AttributeError, ValueError) as e:" in diff
+    checked = json.loads(scene.astpatch("check", "--rule", "pickler-valueerror", "--json", "--python",
+                                        str(scene.venv_python)).stdout)
+    assert checked["environment"]["prefix"] == str(scene.venv)
+    # Rules that a distribution of the other environment declares are not imported here: said, not silently missing.
+    declaring = install_dist(scene.venv_site, "venvrules", "1.0")
+    (declaring / "entry_points.txt").write_text("[astpatch.rules]\nmine = venvrules_module\n")
+    result = scene.astpatch("list", "--python", "venv", cwd=scene.tmp)
+    assert result.returncode == 0 and result.stdout.startswith(f"environment: {scene.venv} ")
+    assert result.stderr.splitlines() == [
+        f"astpatch: the rules that venvrules declares in {scene.venv} (an astpatch.rules entry point) are not loaded: "
+        f"astpatch imports no code of another environment. Run `{scene.venv_python} -m astpatch` there, or name its "
+        "rule files with --rules."]
+    assert checked["columns"][0]["label"] == "pickledist 1.2"
+    assert checked["columns"][0]["results"]["pickler-valueerror"]["outcome"] == "applied"
+
+
+def test_the_active_virtual_environment_is_used_and_named(other_env):
+    """astpatch installed apart (pipx, uvx) inspects the virtual environment that is active, and says so."""
+    scene = other_env
+    result = scene.astpatch("list", VIRTUAL_ENV=str(scene.venv))
+    assert result.stdout.splitlines()[0] == f"environment: {scene.venv} (Python {THIS_PYTHON})"
+    assert "pickler-valueerror: would apply" in result.stdout
+    row = pickler_row(scene.astpatch("list", "--json", VIRTUAL_ENV=str(scene.venv)))
+    assert row["outcome"] == "applied" and row["environment"]["prefix"] == str(scene.venv)
+    # astpatch's own environment active: nothing else to name.
+    result = scene.astpatch("list", VIRTUAL_ENV=sys.prefix)
+    assert not result.stdout.startswith("environment:") and "pickler-valueerror: target module not installed" in result.stdout
+    # `cache warm` compiles for this interpreter: it says that it does not warm the other environment.
+    warm = scene.astpatch("cache", "warm", VIRTUAL_ENV=str(scene.venv))
+    assert f"not those of the active virtual environment ({scene.venv})" in warm.stderr
+    assert "pickler: skipped: pickler is not installed" in warm.stdout
+
+
+def test_a_bad_python_is_one_line(other_env, tmp_path):
+    scene = other_env
+    not_python = tmp_path / "not-python"
+    not_python.write_text("#!/bin/sh\necho 'hello'\n")
+    not_python.chmod(0o755)
+    not_executable = tmp_path / "plain.txt"
+    not_executable.write_text("")
+    for given, message in [
+        (tmp_path / "missing", "no such file"),
+        (not_executable, "not an executable file"),
+        (not_python, "not a Python interpreter (it exited with status 0)"),
+        (tmp_path / "site", "a directory without bin/python (not a virtual environment)"),
+    ]:
+        for command in (["list"], ["diff"], ["check"]):
+            one_line_error(scene.astpatch(*command, "--python", str(given)), f"--python {given}: {message}")
+    one_line_error(scene.astpatch("list", VIRTUAL_ENV=str(tmp_path / "site")),
+                   f"VIRTUAL_ENV={tmp_path / 'site'} is not a virtual environment (it has no bin/python): "
+                   "deactivate it, or name an interpreter with --python")
+    one_line_error(scene.astpatch("check", "--python", str(scene.venv_python), "--against", str(scene.venv_site)),
+                   "--python names the environment to check when no --against is given: give one or the other")
+
+
+def test_cache_warm_clear_and_dir_json(scene):
+    assert json.loads(scene.astpatch("cache", "dir", "--json").stdout) == {"directory": str(scene.cache), "off": False}
+    warm = scene.astpatch("cache", "warm", "--json")
+    assert warm.returncode == 0, warm.stderr
+    data = json.loads(warm.stdout)
+    assert data["directory"] == str(scene.cache) and data["stored"] is True
+    assert data["environment"]["prefix"] == sys.prefix
+    (pickler,) = [m for m in data["modules"] if m["module"] == "pickler"]
+    assert pickler["path"] == str(scene.module) and pickler["skipped"] is None
+    assert [(o["rule"], o["outcome"], o["from_cache"]) for o in pickler["outcomes"]] == [
+        ("pickler-valueerror", "applied", False)]
+    assert all(m["skipped"] for m in data["modules"] if m["module"].startswith("torch."))  # not installed here
+    again = json.loads(scene.astpatch("cache", "warm", "--json").stdout)
+    assert [o["from_cache"] for m in again["modules"] if m["module"] == "pickler" for o in m["outcomes"]] == [True]
+    (entry,) = scene.entries()
+    size = entry.stat().st_size
+    cleared = scene.astpatch("cache", "clear", "--json")
+    assert cleared.returncode == 0
+    assert json.loads(cleared.stdout) == {"directory": str(scene.cache), "off": False,
+                                          "removed": [{"file": entry.name, "size": size}], "failed": []}
+    assert scene.entries() == []
+    for command in (["warm"], ["clear"], ["dir"]):
+        off = json.loads(scene.astpatch("cache", *command, "--json", ASTPATCH_NO_CACHE="1").stdout)
+        assert off["directory"] is None and off["off"] is True, command

@@ -84,14 +84,15 @@ def _read_version(directory: str) -> tuple[str | None, str]:
     return None, ""
 
 
-def installed_version(distribution: str, near: str | None = None) -> str | None:
+def installed_version(distribution: str, near: str | None = None, paths: list[str] | None = None) -> str | None:
     """The installed version of `distribution`, or None when it is not installed.
 
     `near` is the file of a module the distribution provides: the `sys.path` entry holding it
     is searched first, so the version is that of the code actually imported (and, usually, one
-    directory listing is all it takes).
+    directory listing is all it takes). `paths` searches another environment's path instead of
+    `sys.path`.
     """
-    return find_version(distribution, near)[0]
+    return find_version(distribution, near, paths)[0]
 
 
 # Evidence for a version: ("stat", path, mtime_ns, ctime_ns, size, inode) of a file or directory
@@ -117,7 +118,8 @@ def _settled(evidence: Evidence) -> bool:
     return evidence[2] is not None and time.time_ns() - changed >= RACY_NS
 
 
-def find_version(distribution: str, near: str | None = None) -> tuple[str | None, tuple[Evidence, ...]]:
+def find_version(distribution: str, near: str | None = None,
+                 paths: list[str] | None = None) -> tuple[str | None, tuple[Evidence, ...]]:
     """`installed_version`, and the evidence for its answer, which `evidence_holds` checks later
     with one `stat` per item instead of searching again (a cache hit's whole cost of versions).
 
@@ -126,7 +128,7 @@ def find_version(distribution: str, near: str | None = None) -> tuple[str | None
     directory changes.
     """
     wanted = normalize(distribution)
-    entries = [e for e in sys.path if isinstance(e, str)]
+    entries = [e for e in (sys.path if paths is None else paths) if isinstance(e, str)]
     if near is not None:
         entries = [e for e in entries if e and near.startswith(os.path.join(e, ""))] + entries
     for entry in entries:
@@ -142,6 +144,8 @@ def find_version(distribution: str, near: str | None = None) -> tuple[str | None
     except ImportError:  # pragma: no cover - always present on 3.10+
         return None, ()
     try:
+        if paths is not None:  # another environment's: only asked (the command line), no evidence kept
+            return next((d.version for d in metadata.distributions(name=distribution, path=paths)), None), ()
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         # Not installed: that holds while no directory it could be installed into changes.

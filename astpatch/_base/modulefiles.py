@@ -14,13 +14,14 @@ class SourceNotFound(Exception):
     """The module is not in these sources."""
 
 
-def locate(module: str) -> str:
-    """The installed source file of `module`, found without importing it or its parents.
+def locate(module: str, path: list[str] | None = None) -> str:
+    """The installed source file of `module`, found without importing it or its parents, on
+    `path` (default: `sys.path`; another environment's search path for the command line).
 
     `importlib.util.find_spec("a.b.c")` imports `a` and `a.b` first (for torch, all of torch).
     """
     parts = module.split(".")
-    search = None
+    search = path
     spec = None
     for i in range(len(parts)):
         name = ".".join(parts[: i + 1])
@@ -31,7 +32,8 @@ def locate(module: str) -> str:
             # sys.modules, where an unimported parent is not. Its portions are found here instead.
             spec = _namespace_spec(name, search or [])
         if spec is None:
-            raise SourceNotFound(f"{name} is not installed (not found on sys.path)")
+            where = "sys.path" if path is None else "that environment's sys.path"
+            raise SourceNotFound(f"{name} is not installed (not found on {where})")
         if i < len(parts) - 1:
             search = spec.submodule_search_locations
             if search is None:

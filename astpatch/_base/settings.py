@@ -1,4 +1,4 @@
-"""The one reader of astpatch's environment variables.
+"""The one reader of astpatch's settings: the ASTPATCH_* variables, over a project's table.
 
 | variable             | meaning                                                          |
 |----------------------|------------------------------------------------------------------|
@@ -12,6 +12,14 @@
 
 Booleans accept 1/true/yes/on and 0/false/no/off (any case); anything else counts as off and is
 reported to the caller's `report`, once per read.
+
+A front end that reads a project's `[tool.astpatch]` table (the command line, the pytest plugin:
+see `astpatch._base.projectconfig`) hands it over with `use_project`, as the values of the
+variables of the same jobs. A variable that is set (not empty) wins over the table, and the table
+over the defaults, as pip's variables win over its configuration files: every reader below goes
+through `value`, and `astpatch run` passes on to its program `not_overridden(table)`, so the one
+rule holds in the command, in the program it runs and in the program's own child processes.
+`install()` never reads the table: it reads no file at start-up beyond the rule files.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 DISABLE = "ASTPATCH_DISABLE"
 STRICT = "ASTPATCH_STRICT"
@@ -34,20 +42,46 @@ AUTOINSTALL = "ASTPATCH_AUTOINSTALL"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
+# The project's settings in force in this process, by variable name (empty: none). Set only by a
+# front end (`use_project`), so a program that calls install() itself reads the variables alone.
+_project: dict[str, str] = {}
+
+
+def use_project(values: Mapping[str, str]) -> dict[str, str]:
+    """Put a project's settings (ASTPATCH_* name -> value) under the variables; returns the ones
+    it replaces, for the caller to restore."""
+    global _project
+    previous, _project = _project, dict(values)
+    return previous
+
+
+def _is_set(name: str) -> bool:
+    return bool(os.environ.get(name, "").strip())
+
+
+def value(name: str) -> str:
+    """A setting as text: the variable when it is set (not empty), else the project's, else ""."""
+    return os.environ[name] if _is_set(name) else _project.get(name, "")
+
+
+def not_overridden(values: Mapping[str, str]) -> dict[str, str]:
+    """The project's settings that no variable overrides: what a child process must be given."""
+    return {name: text for name, text in values.items() if not _is_set(name)}
+
 
 def flag(name: str, report: Callable[[str], None] | None = None) -> bool:
-    """A boolean variable; an unknown value counts as off and is passed to `report`."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
+    """A boolean setting; an unknown value counts as off and is passed to `report`."""
+    text = value(name)
+    if text.strip().lower() in _TRUE:
         return True
-    if value not in _FALSE and report is not None:
-        report(f"astpatch: ignoring {name}={os.environ[name]!r}: use 1 to turn it on or 0 to turn it off.")
+    if text.strip().lower() not in _FALSE and report is not None:
+        report(f"astpatch: ignoring {name}={text!r}: use 1 to turn it on or 0 to turn it off.")
     return False
 
 
 def tracing() -> bool:
     """ASTPATCH_LOG=debug: one trace line per decision."""
-    return os.environ.get(LOG, "").strip().lower() == "debug"
+    return value(LOG).strip().lower() == "debug"
 
 
 class Disabled:
@@ -61,17 +95,16 @@ class Disabled:
 
 
 def disabled() -> Disabled:
-    value = os.environ.get(DISABLE, "").strip()
-    if value.lower() in _TRUE:
+    text = value(DISABLE).strip()
+    if text.lower() in _TRUE:
         return Disabled(True, frozenset())
-    if value.lower() in _FALSE:
+    if text.lower() in _FALSE:
         return Disabled(False, frozenset())
-    return Disabled(False, frozenset(part.strip() for part in value.split(",") if part.strip()))
+    return Disabled(False, frozenset(part.strip() for part in text.split(",") if part.strip()))
 
 
 def rule_paths() -> list[str]:
-    value = os.environ.get(RULES, "")
-    return [p for p in value.split(os.pathsep) if p.strip()]
+    return [p for p in value(RULES).split(os.pathsep) if p.strip()]
 
 
 def default_cache_directory() -> str:
@@ -89,8 +122,8 @@ def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[
     """The cache directory to use, as an absolute path, or None for no cache.
 
     ASTPATCH_NO_CACHE=1 turns the cache off whatever the program asks (an operator's switch, as
-    on a read-only image); otherwise `install(cache_dir=...)` wins over ASTPATCH_CACHE_DIR, and
-    `False` means no cache. Either may be relative or start with `~`: it is resolved here, once,
+    on a read-only image); otherwise `install(cache_dir=...)` wins over ASTPATCH_CACHE_DIR (or the
+    project's `cache-dir`), and `False` means no cache. Either may be relative or start with `~`: it is resolved here, once,
     so a later `os.chdir()` does not move the cache, and `~` is the home directory, not a folder named `~`.
     """
     if argument is False or flag(NO_CACHE, report):
@@ -98,5 +131,5 @@ def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[
     if argument is not None and argument is not True:
         path = os.fspath(argument)
     else:
-        path = os.environ.get(CACHE_DIR, "").strip() or default_cache_directory()
+        path = value(CACHE_DIR).strip() or default_cache_directory()
     return os.path.abspath(os.path.expanduser(path)) if path else path

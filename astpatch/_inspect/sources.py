@@ -49,15 +49,21 @@ class Sources:
 
 
 class Installed(Sources):
+    """An installed environment: this process's (`path` None: `sys.path`), or another interpreter's
+    search path (see `astpatch._inspect.environment`), read as that interpreter would find them."""
+
     label = "installed"
 
+    def __init__(self, path: list[str] | None = None) -> None:
+        self.path = path
+
     def read(self, module: str) -> tuple[str, str]:
-        path = locate(module)
+        path = locate(module, self.path)
         with open(path, "rb") as f:
             return path, _decode(f.read(), path)
 
     def version(self, distribution: str) -> str | None:
-        return installed_version(distribution)
+        return installed_version(distribution, paths=self.path)
 
 
 class Wheel(Sources):

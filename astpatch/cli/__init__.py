@@ -14,7 +14,7 @@ from typing import NoReturn
 from .._base import __version__
 from .._base.messages import AstpatchWarning
 from ._cache import cmd_cache
-from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._common import EXIT_OK, EXIT_USAGE, UsageError, project_settings
 from ._edit import add_commands as add_edit_commands
 from ._inspect import cmd_check, cmd_diff, cmd_list
 from ._new import cmd_new
@@ -58,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also load rules from this rule file or directory (repeatable)")
         return sub
 
+    def python(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--python", metavar="PATH", help="inspect the environment of this Python interpreter (or "
+                         "virtual environment directory); default: the active virtual environment, else astpatch's own")
+
     sub = add("list", "list every known rule and its outcome in this environment")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    python(sub)
     sub.set_defaults(run=cmd_list)
 
     sub = add("diff", "show the diff between the installed source and what astpatch executes")
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--stat", action="store_true", help="one summary line per module")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the diff (default: on a terminal)")
+    python(sub)
     sub.set_defaults(run=cmd_diff)
 
     sub = add("check", "check each rule against installed or given sources (wheels, sdists, directories, files)")
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the distribution version to assume (once, or once per --against)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_argument("-v", "--verbose", action="store_true", help="give the reason for every result")
+    python(sub)
     sub.set_defaults(run=cmd_check)
 
     sub = add("run", "run a Python program with astpatch installed first")
@@ -103,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache = add("cache", "the code cache: dir, info, clear, prune, warm")
     assert isinstance(cache, _Parser)
     cache_commands = cache.add_commands("cache_command", "ACTION")
-    cache_commands.add_parser("dir", help="print the cache directory", description="print the cache directory")
+    directory = cache_commands.add_parser("dir", help="print the cache directory", description="print the cache directory")
+    directory.add_argument("--json", action="store_true", help="machine-readable output")
     info = cache_commands.add_parser("info", help="what the cache holds", description="what the cache holds")
     info.add_argument("--json", action="store_true", help="machine-readable output")
-    cache_commands.add_parser("clear", help="remove every entry", description="remove every entry "
-                              "(astpatch's files only: other files in the directory are left alone)")
+    clear = cache_commands.add_parser("clear", help="remove every entry", description="remove every entry "
+                                      "(astpatch's files only: other files in the directory are left alone)")
+    clear.add_argument("--json", action="store_true", help="machine-readable output")
     prune = cache_commands.add_parser(
         "prune", help="remove what is no longer needed: orphaned temporary files, old and least recently used entries",
         description="remove the temporary files of writers that died, the entries unused for --older-than days, "
@@ -122,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Its own destination: a subcommand's defaults would replace what `cache --rules X warm` gave.
     warm.add_argument("--rules", action="append", default=[], dest="warm_rules", metavar="PATH",
                       help="also load rules from this rule file or directory (repeatable)")
+    warm.add_argument("--json", action="store_true", help="machine-readable output")
     cache.set_defaults(run=cmd_cache)
     return parser
 
@@ -143,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args.run(args))
+        with project_settings(export=args.command == "run"):
+            return int(args.run(args))
     except UsageError as error:
         print(f"astpatch: error: {error}", file=sys.stderr)
         return EXIT_USAGE

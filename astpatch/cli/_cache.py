@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -32,27 +33,44 @@ def cmd_cache(args: argparse.Namespace) -> int:
     store = _store()
     directory = store.directory
     if directory is None:
-        if getattr(args, "json", False):
-            print(json.dumps({"directory": None, "off": True, "entries": []} if args.cache_command == "info" else
-                             {"directory": None, "off": True, "removed": [], "remaining": {"files": 0, "bytes": 0}}))
+        if args.json:
+            print(json.dumps({"directory": None, "off": True, **_NOTHING[args.cache_command]}))
         else:
             print("the cache is off (ASTPATCH_NO_CACHE=1)" if args.cache_command != "dir" else "off")
         return EXIT_OK
     if args.cache_command == "dir":
-        print(directory)
+        print(json.dumps({"directory": directory, "off": False}) if args.json else directory)
         return EXIT_OK
     if args.cache_command == "clear":
-        # Everything of astpatch's but the temporary files of writers still at work (gone in a moment).
-        now = time.time()
-        files = [f for f in store.own_files(_own_suffixes()) if f.pid is None or f.orphaned(now)]
-        failed = _report_failures([(f, f.remove()) for f in files])
-        print(f"removed {len(files) - failed} entries from {directory}")
-        return EXIT_FINDING if failed else EXIT_OK
+        return _clear(args, store)
     if args.cache_command == "info":
         return _info(args, store)
     if args.cache_command == "prune":
         return _prune(args, store)
     return _warm(args, store)
+
+
+# What each command reports when the cache is off (ASTPATCH_NO_CACHE=1), in --json.
+_NOTHING: dict[str, dict] = {
+    "dir": {}, "info": {"entries": []}, "clear": {"removed": [], "failed": []},
+    "prune": {"removed": [], "remaining": {"files": 0, "bytes": 0}}, "warm": {"stored": False, "modules": []},
+}
+
+
+def _clear(args: argparse.Namespace, store: Store) -> int:
+    """Everything of astpatch's but the temporary files of writers still at work (gone in a moment)."""
+    now = time.time()
+    files = [f for f in store.own_files(_own_suffixes()) if f.pid is None or f.orphaned(now)]
+    results = [(f, f.remove()) for f in files]
+    failed = _report_failures(results)
+    if args.json:
+        print(json.dumps({"directory": store.directory, "off": False,
+                          "removed": [{"file": f.name, "size": f.status.st_size} for f, problem in results if problem is None],
+                          "failed": [{"file": f.name, "problem": problem} for f, problem in results if problem is not None]},
+                         indent=2))
+    else:
+        print(f"removed {len(files) - failed} entries from {store.directory}")
+    return EXIT_FINDING if failed else EXIT_OK
 
 
 def _report_failures(results: list[tuple[OwnFile, str | None]]) -> int:
@@ -124,30 +142,51 @@ def _prune(args: argparse.Namespace, store: Store) -> int:
 def _warm(args: argparse.Namespace, store: Store) -> int:
     """Rewrite and store every targeted module now, through the pipeline an import uses."""
     from .._engine.pipeline import build_file
-    from .._inspect.sources import SourceNotFound, locate
+    from .._inspect.environment import active, own
+    from .._inspect.sources import SourceError, SourceNotFound, locate
 
     rules = load_rules(args.rules + args.warm_rules)  # `cache --rules X warm` or `cache warm --rules X`
+    try:
+        venv = active()
+    except SourceError:  # not an environment: nothing else to warm
+        venv = None
+    if venv is not None:  # the code is compiled for this interpreter, keyed by its astpatch and bytecode
+        print(f"astpatch: cache warm rewrites the modules of astpatch's own environment ({sys.prefix}), not those of "
+              f"the active virtual environment ({os.environ.get('VIRTUAL_ENV')}): to warm the cache for that one, "
+              f"run `{venv} -m astpatch cache warm`.", file=sys.stderr)
     cache = Cache(store)
     by_module: dict[str, list] = {}
     for rule in rules:
         for module in rule.modules:
             by_module.setdefault(module, []).append(rule)
     problems = 0
+    modules: list[dict] = []
     for module in sorted(by_module):
         try:
             path = locate(module)
         except SourceNotFound as missing:
-            print(f"{module}: skipped: {missing}")
+            modules.append({"module": module, "path": None, "skipped": str(missing), "outcomes": []})
             continue
         try:
             built = build_file(module, path, by_module[module], cache)
         except OSError as error:
             raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-        for o in built.outcomes:
-            print(f"{module}: {o.rule_id}: {o.status}{' (already cached)' if o.from_cache else ''}")
-            problems += o.status in oc.PROBLEMS
+        modules.append({"module": module, "path": path, "skipped": None, "outcomes": [
+            {"rule": o.rule_id, "outcome": o.status, "reason": o.reason, "from_cache": o.from_cache}
+            for o in built.outcomes]})
+        problems += sum(o.status in oc.PROBLEMS for o in built.outcomes)
     # Not warmed: a write failed, or the directory cannot be used at all (then nothing was written).
-    if store.write_failed or not store.usable(create=True):
+    stored = not store.write_failed and store.usable(create=True)
+    if args.json:
+        print(json.dumps({"directory": store.directory, "off": False, "environment": own().as_json(),
+                          "stored": stored, "modules": modules}, indent=2))
+    else:
+        for m in modules:
+            if m["skipped"] is not None:
+                print(f"{m['module']}: skipped: {m['skipped']}")
+            for o in m["outcomes"]:
+                print(f"{m['module']}: {o['rule']}: {o['outcome']}{' (already cached)' if o['from_cache'] else ''}")
+    if not stored:
         print(f"astpatch: nothing could be stored in {store.directory} (see the warning above)", file=sys.stderr)
         problems += 1
     return status(problems, rules)

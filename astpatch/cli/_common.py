@@ -1,18 +1,65 @@
-"""What the commands share: exit statuses, usage errors, and the rules they work on."""
+"""What the commands share: exit statuses, usage errors, the project's settings, the rules they
+work on and the environment they inspect."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
+from .._base import settings
+from .._base.messages import trace
 from .._model.rule import Rule
 from .._model.ruleset import UnknownRule, rules_in_force
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .._inspect.environment import Environment
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+# The rule paths of the project's [tool.astpatch] table, when no ASTPATCH_RULES overrides them:
+# loaded as the ones given with --rules are, so that one that fails to load fails the command.
+_project_rules: list[str] = []
+
+
+@contextlib.contextmanager
+def project_settings(export: bool) -> Iterator[None]:
+    """The settings of the project around the working directory (the nearest pyproject.toml with a
+    [tool.astpatch] table, upwards), in force for a command; with `export` (`astpatch run`), passed
+    to the program and its child processes through the ASTPATCH_* variables instead."""
+    from .._base.projectconfig import ConfigError, find
+
+    try:
+        project = find(os.getcwd())
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    values = settings.not_overridden(project.values) if project is not None else {}
+    if project is not None:
+        if project.problems:  # each on its line; the command does not run on half its settings
+            for problem in project.problems[:-1]:
+                print(f"astpatch: error: {problem}", file=sys.stderr)
+            raise UsageError(project.problems[-1])
+        trace(f"settings from {project.path}: {', '.join(sorted(values)) or 'all overridden by variables'}")
+    if export:
+        os.environ.update(values)
+        yield
+        return
+    rules = values.pop(settings.RULES, "")
+    _project_rules[:] = [p for p in rules.split(os.pathsep) if p]
+    previous = settings.use_project(values)
+    try:
+        yield
+    finally:
+        settings.use_project(previous)
+        _project_rules.clear()
 
 
 class Rules(list[Rule]):
@@ -23,14 +70,14 @@ class Rules(list[Rule]):
 
 
 def load_rules(extra: list[str], only: list[str] | None = None) -> Rules:
-    """The rules in force (shipped, ASTPATCH_RULES, --rules, other distributions'), as `install()`
-    would have them; with `only`, those named by id or module, in the order named."""
+    """The rules in force (shipped, ASTPATCH_RULES or the project's, --rules, other distributions'),
+    as `install()` would have them; with `only`, those named by id or module, in the order named."""
     for path in extra:
         if not os.path.exists(path):
             raise UsageError(f"rule path {path} does not exist")
     problems: list[str] = []
     broken: list[str] = []
-    ruleset = rules_in_force(extra, problems.append, broken)
+    ruleset = rules_in_force([*_project_rules, *extra], problems.append, broken)
     for message in problems:
         if not any(problem in message for problem in broken):  # those get their error line below
             print(message, file=sys.stderr)
@@ -49,7 +96,23 @@ def status(found: int, rules: Rules) -> int:
     return EXIT_FINDING if found or rules.broken else EXIT_OK
 
 
-def installed_sources():  # type: ignore[no-untyped-def]
+def environment(python: str | None) -> Environment:
+    """The environment to inspect: `--python`'s, the active virtual environment, or astpatch's own."""
+    from .._inspect.environment import target, unloaded_rules
+    from .._inspect.sources import SourceError
+
+    try:
+        env = target(python)
+    except SourceError as error:
+        raise UsageError(str(error)) from None
+    for distribution in unloaded_rules(env):
+        print(f"astpatch: the rules that {distribution} declares in {env.prefix} (an astpatch.rules entry point) are "
+              f"not loaded: astpatch imports no code of another environment. Run `{env.python} -m astpatch` there, "
+              "or name its rule files with --rules.", file=sys.stderr)
+    return env
+
+
+def installed_sources(environment: Environment | None = None):  # type: ignore[no-untyped-def]
     from .._inspect.sources import Installed
 
-    return Installed()
+    return Installed(environment.path if environment is not None else None)

@@ -11,7 +11,7 @@ from .._base import outcomes as oc
 from .._inspect.evaluate import evaluate, outcomes_by_rule, parts_by_rule
 from .._inspect.verdicts import CONFLICTS, OUTSIDE_GATE, WORDS, verdicts
 from .._inspect.workcopy import unified
-from ._common import UsageError, installed_sources, load_rules, status
+from ._common import UsageError, environment, installed_sources, load_rules, status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,17 +21,20 @@ if TYPE_CHECKING:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    env = environment(args.python)
     rules = load_rules(args.rules)
-    outcomes = outcomes_by_rule(evaluate(rules, installed_sources()))
+    outcomes = outcomes_by_rule(evaluate(rules, installed_sources(env)))
     rows = [{
         "id": r.id, "summary": r.summary, "module": r.module, "target": r.target, "gate": r.gate,
         "upstream": r.upstream, "written_for": r.written_for, "origin": r.origin, "edit": r.edit.describe(),
         "outcome": outcomes[r.id].status, "reason": outcomes[r.id].reason, "version": outcomes[r.id].version,
         **({"key_carries": _carried(r, rules, outcomes)} if r.key_package is not None else {}),
+        "environment": env.as_json(),
     } for r in rules]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
+        _name(env)
         for row in rows:
             print(f"{row['id']}: {oc.DESCRIPTIONS[str(row['outcome'])]}")
             print(f"  {row['summary']}")
@@ -76,11 +79,18 @@ def use_colour(choice: str) -> bool:
     return os.environ.get("TERM") != "dumb" and sys.stdout.isatty()
 
 
+def _name(env: Any) -> None:
+    """Name the environment inspected in text output when it is not astpatch's own (--python, VIRTUAL_ENV)."""
+    if env is not None and env.other:
+        print(f"environment: {env.describe()}")
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
+    env = environment(args.python)
     rules = load_rules(args.rules, args.names)
     colour = use_colour(args.color)
     results: list[dict[str, Any]] = []
-    for module in evaluate(rules, installed_sources()):
+    for module in evaluate(rules, installed_sources(env)):
         if module.path is None or module.before == module.after:
             continue
         diff = unified(module.before, module.after, f"{module.path} (upstream)", f"{module.path} (astpatch)")
@@ -88,7 +98,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         added = sum(1 for d in lines if d.startswith("+") and not d.startswith("+++"))
         removed = sum(1 for d in lines if d.startswith("-") and not d.startswith("---"))
         results.append({"module": module.module, "path": module.path, "added": added, "removed": removed,
-                         "rules": [r.id for r, o in module.outcomes if o.status == oc.APPLIED], "diff": diff})
+                         "rules": [r.id for r, o in module.outcomes if o.status == oc.APPLIED], "diff": diff,
+                         "environment": env.as_json()})
+    if not args.json:
+        _name(env)
     if args.json:
         print(json.dumps(results, indent=2))
     elif args.stat:
@@ -106,6 +119,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .._inspect.sources import SourceError, open_sources
 
     versions = [_valid_version(v) for v in args.dist_version or []]
+    if args.python and args.against:
+        raise UsageError("--python names the environment to check when no --against is given: give one or the other")
+    env = environment(args.python) if not args.against else None
     rules = load_rules(args.rules, args.rule)
     if not rules:
         raise UsageError("no rules to check")
@@ -115,7 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     columns: list[dict[str, Any]] = []
     for i, path in enumerate(targets):
         try:
-            sources = installed_sources() if path is None else open_sources(path)
+            sources = installed_sources(env) if path is None else open_sources(path)
         except SourceError as error:
             raise UsageError(str(error)) from None
         override = versions[i] if len(versions) > 1 else (versions[0] if versions else None)
@@ -137,6 +153,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     stale = [(r.id, c["label"]) for c in columns for r in rules if c["outcomes"][r.id].status in oc.PROBLEMS]
     if args.json:
         print(json.dumps({
+            "environment": env.as_json() if env is not None else None,
             "rules": [r.id for r in rules],
             "columns": [{"against": c["against"], "label": c["label"], "version": c["version"],
                          "results": {rid: {"outcome": o.status, "verdict": c["verdicts"][rid], "version": o.version,
@@ -151,6 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "stale": [{"rule": rid, "against": label} for rid, label in stale],
         }, indent=2))
     else:
+        _name(env)
         width = max(len(r.id) for r in rules)
         cells = [max(len(c["label"]), 15) for c in columns]
         print((f"{'rule':<{width}}  " + "  ".join(f"{c['label']:<{w}}" for c, w in zip(columns, cells))).rstrip())
