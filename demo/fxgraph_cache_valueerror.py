@@ -9,6 +9,9 @@ astpatch and runs this script in it. Three steps:
 2. The same program with `astpatch.install()` first: the pickling error now skips the cache,
    as in torch 2.11, and the program gets its compiled result.
 3. `astpatch diff`: exactly what astpatch changed in torch's source.
+
+It needs a C++ compiler (torch.compile's CPU backend builds its kernels with one) and says what to
+install when there is none.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ def run(*args: str) -> dict:
 
 
 def main() -> int:
+    from prerequisites import compiler_problem  # beside this script
+
+    if problem := compiler_problem():
+        print(problem, file=sys.stderr)
+        return 1
     import warnings
 
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy

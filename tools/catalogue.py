@@ -2,6 +2,9 @@
 
     python3 tools/catalogue.py          # rewrite the catalogue in README.md
     python3 tools/catalogue.py --check  # exit 1 if README.md is not current (tests/test_shipped_rules.py)
+
+`python3 tools/readme.py` rewrites it too, with the README's example outputs; both write or check
+through the same function.
 """
 
 from __future__ import annotations
@@ -40,16 +43,12 @@ def replace(readme: str, table: str) -> str:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import readme
+
     path = ROOT / "README.md"
-    readme = path.read_text()
-    updated = replace(readme, current())
-    if "--check" in sys.argv:
-        if updated != readme:
-            print("README.md's rule catalogue is not current: run python3 tools/catalogue.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(updated)
-    return 0
+    text = path.read_text()
+    return readme.update(path, text, replace(text, current()), "--check" in sys.argv, "python3 tools/catalogue.py")
 
 
 if __name__ == "__main__":
