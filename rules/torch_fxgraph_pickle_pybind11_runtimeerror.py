@@ -21,6 +21,7 @@ RULE = Rule(
     module="torch._inductor.codecache",
     target="FxGraphCachePickler.dumps",
     gate="torch>=2.10",
+    written_for="torch 2.10.0",
     edit=AddExceptClause(
         clause='''
             except RuntimeError as e:

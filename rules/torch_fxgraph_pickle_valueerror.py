@@ -20,6 +20,7 @@ RULE = Rule(
     module="torch._inductor.codecache",
     target="FxGraphCachePickler.dumps",
     gate="torch>=2.10",
+    written_for="torch 2.10.0",
     edit=AddExceptTypes(add=("ValueError",), converts_to="BypassFxGraphCache", catching="TypeError"),
     upstream=(
         "torch 2.11.0 is the first release whose FxGraphCachePickler.dumps catches ValueError "
