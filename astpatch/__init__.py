@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._base import __version__
     from ._base.messages import AstpatchError, AstpatchWarning
     from ._base.outcomes import Outcome
-    from ._hook.installation import Installation, applied, install, uninstall
+    from ._hook.installation import Installation, applied, child_environment, install, uninstall
     from ._hook.keys import key_with_rules
     from ._model.cache_keys import KeyWithRules
     from ._model.edit import Edit, EditResult, Target
@@ -49,6 +49,7 @@ _EXPORTS = {
     "Target": "._model.edit",
     "__version__": "._base",
     "applied": "._hook.installation",
+    "child_environment": "._hook.installation",
     "install": "._hook.installation",
     "key_with_rules": "._hook.keys",
     "uninstall": "._hook.installation",
@@ -57,7 +58,7 @@ _EXPORTS = {
 __all__ = [
     "AddExceptClause", "AddExceptTypes", "ApplyHunks", "AstpatchError", "AstpatchWarning", "Change", "Edit", "EditResult",
     "Hunk", "Installation", "KeyWithRules", "Outcome", "Rule", "RuleError", "Target", "__version__", "applied",
-    "install", "key_with_rules", "uninstall",
+    "child_environment", "install", "key_with_rules", "uninstall",
 ]
 
 

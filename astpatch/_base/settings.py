@@ -7,7 +7,7 @@
 | ASTPATCH_CACHE_DIR   | where rewritten code is cached (default: the user cache directory)|
 | ASTPATCH_NO_CACHE    | `1`: no on-disk cache                                             |
 | ASTPATCH_RULES       | more rule files or directories, separated like PATH              |
-| ASTPATCH_LOG         | `debug`: one line per decision on stderr                          |
+| ASTPATCH_LOG         | the `astpatch` logger's level (`debug`: every decision) on stderr |
 | ASTPATCH_AUTOINSTALL | `1`: install astpatch at interpreter start-up (`astpatch run`)    |
 
 Booleans accept 1/true/yes/on and 0/false/no/off (any case); anything else counts as off and is
@@ -29,7 +29,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 DISABLE = "ASTPATCH_DISABLE"
 STRICT = "ASTPATCH_STRICT"
@@ -79,9 +79,18 @@ def flag(name: str, report: Callable[[str], None] | None = None) -> bool:
     return False
 
 
-def tracing() -> bool:
-    """ASTPATCH_LOG=debug: one trace line per decision."""
-    return value(LOG).strip().lower() == "debug"
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log_level(report: Callable[[str], None] | None = None) -> str | None:
+    """ASTPATCH_LOG as a `logging` level name ("DEBUG", ...), or None when unset or off; an unknown
+    value counts as off and is passed to `report`."""
+    given = value(LOG).strip().lower()
+    if given in LEVELS:
+        return given.upper()
+    if given not in _FALSE and report is not None:
+        report(f"astpatch: ignoring {LOG}={value(LOG)!r}: use one of {', '.join(LEVELS)}, or 0 to turn it off.")
+    return None
 
 
 class Disabled:
@@ -133,3 +142,38 @@ def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[
     else:
         path = value(CACHE_DIR).strip() or default_cache_directory()
     return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
+def child_environment(rules: Iterable[object], cache_argument: object, directory: str | None, strict: bool,
+                      disabled: Disabled) -> tuple[dict[str, str], list[str]]:
+    """The variables with which a child process installs astpatch at start-up as `install(rules,
+    cache_argument, strict)` did here (cache resolved to `directory`), and the ids of the rules
+    given as objects, which no variable carries.
+
+    Each setting is given explicitly, so what the child inherits cannot change it; the cache
+    directory only when chosen (a worker on another machine has its own user's default).
+    """
+    paths: list[str] = []
+    objects: list[str] = []
+    for rule in [*rule_paths(), *rules]:
+        if isinstance(rule, (str, os.PathLike)):
+            if os.path.abspath(rule) not in paths:  # from this directory, as install() found them
+                paths.append(os.path.abspath(rule))
+        else:
+            objects.append(getattr(rule, "id", repr(rule)))
+    env = {AUTOINSTALL: "1", RULES: os.pathsep.join(paths), STRICT: "1" if strict else "0",
+           DISABLE: "1" if disabled.everything else ",".join(sorted(disabled.rule_ids)) or "0"}
+    if directory is None:
+        env[NO_CACHE] = "1"
+    elif cache_argument not in (None, True, False) or value(CACHE_DIR).strip():
+        env[CACHE_DIR] = directory
+    if log_level() is not None:
+        env[LOG] = value(LOG)
+    return env, objects
+
+
+def requested_child_environment(rules: Iterable[object], cache_argument: object,
+                                strict: bool) -> tuple[dict[str, str], list[str]]:
+    """`child_environment()` for an install() call that has not been made (nothing reported)."""
+    directory = cache_directory(cache_argument)  # type: ignore[arg-type]
+    return child_environment(rules, cache_argument, directory, bool(strict) or flag(STRICT), disabled())

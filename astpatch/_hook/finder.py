@@ -13,7 +13,7 @@ import sys
 from importlib.machinery import SourceFileLoader
 
 from .._base import outcomes as oc
-from .._base.messages import trace, tracing
+from .._base.messages import report_configuration, trace, tracing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class PatchingFinder:
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
         if fullname not in self._targets:
             return None
+        report_configuration()  # a setting's problem is said by the processes that import a target
         busy = self._busy.__dict__.setdefault("names", set())
         if fullname in busy:  # another finder asked the import system again: stay out of the way
             return None

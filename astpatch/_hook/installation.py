@@ -14,7 +14,7 @@ import sys
 
 from .._base import outcomes as oc
 from .._base import settings
-from .._base.messages import trace, warn
+from .._base.messages import configuration, report_configuration, trace, warn
 from .._base.store import Store
 from .._model.entrypoints import read_index
 from .._model.rule import Rule
@@ -46,6 +46,8 @@ class Installation:
         self.finder.set_targets(session.rules.modules())
         self.arguments = arguments  # what install() was called with, to notice a different second call
         self.active = active
+        self.environment: dict[str, str] = {}  # its settings for a child process (child_environment())
+        self.not_carried: list[str] = []  # the ids of the rules given as objects, which that cannot carry
 
     @property
     def rules(self) -> list[Rule]:
@@ -76,6 +78,12 @@ class Installation:
             if _current is self:
                 _current = None
 
+    def export(self) -> None:
+        """Give its settings to the processes the program starts from now on (install(children=True))."""
+        if self.not_carried:
+            warn(_not_carried(self.not_carried))
+        os.environ.update(self.environment)
+
     def __enter__(self) -> Installation:
         return self
 
@@ -92,6 +100,7 @@ def install(
     rules: Iterable[Rule | str | os.PathLike[str]] | None = None,
     cache_dir: str | os.PathLike[str] | bool | None = None,
     strict: bool = False,
+    children: bool = False,
 ) -> Installation:
     """Put astpatch's finder first on `sys.meta_path` and return its handle.
 
@@ -101,6 +110,10 @@ def install(
       else the user cache directory.
     - `strict`: raise `AstpatchError` instead of warning when a rule cannot do its job (also
       ASTPATCH_STRICT=1).
+    - `children`: also put these settings in `os.environ` (see `child_environment()`), so the
+      Python processes the program starts (multiprocessing's spawn and forkserver workers,
+      subprocesses) install astpatch with them at start-up. They need astpatch installed in their
+      environment as a distribution (its `astpatch-autoinstall.pth`).
 
     Calling it again while installed returns the same handle and installs nothing more; when
     the second call asks for something else, one warning says that it was ignored.
@@ -109,15 +122,17 @@ def install(
     arguments = _arguments(rules, cache_dir, strict)
     with _lock:
         if _current is not None and _current.active:
-            if arguments != _current.arguments:
+            if arguments != _current.arguments and settings.requested_child_environment(rules or (), cache_dir, strict) \
+                    != (_current.environment, _current.not_carried):  # the same settings, from the environment
                 warn("astpatch: install() was called again with other arguments while astpatch is installed; "
                      "they are ignored and the first installation stays. Call astpatch.uninstall() first to "
                      "install with other rules, cache or strictness.", strict=_current.strict)
             trace("install(): already installed; returning the existing handle")
+            if children:
+                _current.export()
             return _current
 
-        def note(message: str) -> None:  # a setting's problem: never fatal
-            warn(message, strict=False)
+        note = configuration  # a setting's problem: never fatal, said at the first import of a target
 
         strict = bool(strict) or settings.flag(settings.STRICT, note)
         disabled = settings.disabled()
@@ -134,8 +149,8 @@ def install(
         ruleset = RuleSet(report, disabled.rule_ids)
         ruleset.load(standard_sources(rules or ()))
         for unknown in ruleset.unknown_disabled():
-            report(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
-                   f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
+            note(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
+                 f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
         session = Session(ruleset, store, strict)
         # Rules that other distributions ship: from the index when it is current (no metadata is
         # read), else discovered at the first import (see astpatch._model.entrypoints).
@@ -143,6 +158,10 @@ def install(
         if indexed is not None:
             ruleset.add_pending(indexed)
         installation = Installation(session, arguments, active=True)
+        installation.environment, installation.not_carried = settings.child_environment(
+            rules or (), cache_dir, store.directory, strict, disabled)
+        if children:
+            installation.export()
         if indexed is None:
             installation.finder.discover_first()
         trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {store.directory}")
@@ -152,6 +171,7 @@ def install(
             # Imported too early to be rewritten: patch its live functions if that is sound.
             from .live import patch_imported_module
 
+            report_configuration()
             session.report(patch_imported_module(session, module, sys.modules[module]))
         return installation
 
@@ -171,6 +191,28 @@ def latest() -> Installation | None:
     """The installation made last, even if uninstalled since: the modules it patched still run
     its code."""
     return _latest
+
+
+def child_environment() -> dict[str, str]:
+    """The ASTPATCH_* variables with which a Python process installs astpatch at start-up as this
+    one did: the active installation's rule files, cache, strictness and disabled rules (without
+    one, what install() would use). For engines that start workers with an environment of their
+    own (Ray: `runtime_env={"env_vars": astpatch.child_environment()}`); the workers need astpatch
+    installed in their environment."""
+    installation = _current
+    if installation is not None:
+        environment, not_carried = installation.environment, installation.not_carried
+    else:
+        environment, not_carried = settings.requested_child_environment((), None, False)
+    if not_carried:
+        warn(_not_carried(not_carried))
+    return dict(environment)
+
+
+def _not_carried(ids: list[str]) -> str:
+    return (f"astpatch: the rules given to install() as Rule objects ({', '.join(ids)}) do not reach the processes "
+            "this program starts: environment variables carry only rule files. Give install(rules=...) the file "
+            "or directory that defines them instead.")
 
 
 def uninstall() -> None:

@@ -103,7 +103,8 @@ class Session:
         oc.record(outcomes)
         for o in outcomes:
             source = "cache" if o.from_cache else "rewrite"
-            trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}")
+            trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}",
+                  outcome=True)
             rule = self.rules.get(o.rule_id)
             if o.status == oc.NOT_APPLICABLE and o.version is None and rule is not None and rule.gate_distribution:
                 # The gate names a distribution that is not installed (a typo, often).

@@ -13,12 +13,12 @@ from typing import NoReturn
 
 from .._base import __version__
 from .._base.messages import AstpatchWarning
+from . import _run
 from ._cache import cmd_cache
 from ._common import EXIT_OK, EXIT_USAGE, UsageError, project_settings
 from ._edit import add_commands as add_edit_commands
 from ._inspect import cmd_check, cmd_diff, cmd_list
 from ._new import cmd_new
-from ._run import cmd_run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,11 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     python(sub)
     sub.set_defaults(run=cmd_check)
 
-    sub = add("run", "run a Python program with astpatch installed first")
-    sub.add_argument("--rule", action="append", metavar="ID", help="apply only this rule (repeatable)")
-    sub.add_argument("--strict", action="store_true", help="a rule that cannot do its job raises")
-    sub.add_argument("program", nargs=argparse.REMAINDER, metavar="-- script.py | -m module | -c code  [args]")
-    sub.set_defaults(run=cmd_run)
+    _run.configure(add("run", "run a program with astpatch installed in every Python process it starts"))
 
     sub = add("new", "write one rule from an upstream fix's unified diff")
     sub.add_argument("--from-diff", required=True, metavar="FILE", help="the unified diff (a pull request's .diff)")
@@ -142,16 +138,18 @@ def _one_line(message, category, filename, lineno, file=None, line=None):  # typ
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    own, program = _run.split(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(own)
     if args.command == "run":  # the program keeps Python's own warning display
-        return _run(args)
+        args.program = program
+        return _call(args)
     with warnings.catch_warnings():
         warnings.simplefilter("default", AstpatchWarning)
         warnings.showwarning = _one_line
-        return _run(args)
+        return _call(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _call(args: argparse.Namespace) -> int:
     try:
         with project_settings(export=args.command == "run"):
             return int(args.run(args))
