@@ -43,24 +43,9 @@ def real_torch_210():
     require_torch("2.10.0")
 
 
-# Until `astpatch run` runs any command and astpatch.child_environment() exists, the same done by hand:
-# ASTPATCH_AUTOINSTALL=1 in the command's environment, and that variable with the ASTPATCH_* settings
-# of the driver's environment. Set to False when they exist.
-BY_HAND = True
-
-
 def astpatch_run(*command: str) -> list[str]:
     """`astpatch run COMMAND ARGS`: the command, found on PATH, with every Python process it starts patched."""
-    if BY_HAND:
-        return ["env", "ASTPATCH_AUTOINSTALL=1", *command]
     return [sys.executable, "-m", "astpatch", "run", *command]
-
-
-def program(text: str) -> str:
-    if BY_HAND:
-        return text.replace("astpatch.child_environment()", '{"ASTPATCH_AUTOINSTALL": "1", **{k: v for k, v in '
-                            '__import__("os").environ.items() if k.startswith("ASTPATCH_")}}')
-    return text
 
 
 # What a worker process runs: torch's FX graph pickler on a key that holds a reference cycle.
@@ -183,7 +168,7 @@ dist.destroy_process_group()
 def test_torchrun_ranks_compile_with_the_patched_pickler(tmp_path):
     """`astpatch run torchrun --nproc-per-node 2 --standalone train.py`: both ranks (gloo, CPU) are patched
     at start-up and compile through the patched dumps: the cyclic key bypasses the FX graph cache."""
-    (tmp_path / "train.py").write_text(program(TRAIN))
+    (tmp_path / "train.py").write_text(TRAIN)
     results = tmp_path / "ranks"
     results.mkdir()
     env = engine_env(tmp_path)
@@ -219,7 +204,7 @@ if __name__ == "__main__":
 def test_every_worker_of_a_spawn_pool_is_patched(tmp_path):
     """`astpatch run python driver.py`, the driver starting a multiprocessing pool of 3 spawned workers:
     each worker is patched at its start-up."""
-    (tmp_path / "driver.py").write_text(program(POOL_DRIVER))
+    (tmp_path / "driver.py").write_text(POOL_DRIVER)
     env = engine_env(tmp_path)
     run(astpatch_run("python", "driver.py", str(tmp_path / "report.json")), env, tmp_path)
 
@@ -279,7 +264,7 @@ def ray_workers(result: dict) -> list[dict]:
 def test_every_worker_of_a_local_ray_cluster_is_patched(tmp_path):
     """`astpatch run python driver.py`, the driver starting a local Ray cluster (`ray.init()`): its
     workers inherit the driver's environment, so the tasks' and the actor's processes are patched."""
-    (tmp_path / "driver.py").write_text(program(RAY_DRIVER))
+    (tmp_path / "driver.py").write_text(RAY_DRIVER)
     env = engine_env(tmp_path)
     with tempfile.TemporaryDirectory(prefix="ray-") as ray_tmp:  # short: Ray's socket paths must fit
         env["RAY_TMPDIR"] = ray_tmp
@@ -310,7 +295,7 @@ def test_ray_workers_of_a_cluster_the_driver_joins_are_patched_through_runtime_e
     `astpatch run python driver.py` with `ray.init(address="auto")`: the raylet's workers do not get the
     driver's environment, so a plain job's worker is not patched; a job given
     `runtime_env={"env_vars": astpatch.child_environment()}` has every worker patched, with the driver's settings."""
-    (tmp_path / "driver.py").write_text(program(RAY_DRIVER))
+    (tmp_path / "driver.py").write_text(RAY_DRIVER)
     env = engine_env(tmp_path)
     cluster_env = {k: v for k, v in env.items() if not k.startswith("ASTPATCH_")}
     with tempfile.TemporaryDirectory(prefix="ray-") as ray_tmp:
