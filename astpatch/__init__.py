@@ -12,11 +12,12 @@ underscore): `_base` (settings, messages, outcomes, the trusted store), `_model`
 gates, and where rules come from: rule files, entry points, the rule set), `_engine` (locate, rewrite, compile,
 cache, the pipeline), `_inspect` (sources read without importing them, for the command line)
 and `_hook` (finder, loader, installation). The names below load on first use, so
-`import astpatch` costs only what `install()` needs.
+`import astpatch` loads this module alone, and `install()` only what installing the finder needs:
+no edit kind, no rule file (see `astpatch._model.ruleindex`), no rewrite engine.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it imports the `__future__` module, which
+# `import astpatch` alone does not need.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._base import __version__

@@ -2,6 +2,7 @@
 
     python3 benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
     python3 benchmarks/run.py --quick    # a few rounds, to prove it still works (CI)
+    python3 benchmarks/run.py --startup  # start-up by number of rule files only, in this interpreter
 
 Everything is measured side by side in one run: each round starts one fresh process per variant,
 in an order that rotates from round to round, so a slow moment of a shared machine falls on all
@@ -292,6 +293,134 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
 
 
+# -- start-up by number of rule files: `import astpatch; astpatch.install()` in a bare process ------
+
+STARTUP_COUNTS = (0, 1, 10, 100, 1_000)  # generated rule files, beside the shipped ones
+
+STARTUP_RULE = """from astpatch import AddExceptTypes, Rule
+
+RULE = Rule(
+    id="startup-{n}",
+    summary="A generated rule, for the start-up benchmark",
+    module="startup_target_{n}",
+    target="Pickler.dumps",
+    edit=AddExceptTypes(add=("ValueError",), converts_to="Bypass"),
+    upstream="benchmark fixture",
+)
+"""
+
+# The whole program of a bare process; it prints its own timings, and what it installed, without json
+# (whose import would be part of the process's time).
+STARTUP_PROGRAM = """import time
+started = time.perf_counter()
+import astpatch
+imported = time.perf_counter()
+{install}
+installed = time.perf_counter()
+import sys
+heavy = [m for m in ("libcst", "importlib.metadata", "packaging") if m in sys.modules]
+sys.stdout.write('{{"import": %r, "install": %r, "targets": %d, "heavy": %d, "modules": %d}}\\n' % (
+    imported - started, installed - imported, {targets}, len(heavy), len([m for m in sys.modules if m.startswith("astpatch")])))
+"""
+
+
+def startup_tree(root: Path, destination: str, python: Path) -> str:
+    """A compiled copy of the astpatch package and its rules under `root` (a checkout, or an exported revision)."""
+    for name in ("astpatch", "rules"):
+        shutil.copytree(root / name, os.path.join(destination, name), ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([str(python), "-m", "compileall", "-q", destination], check=True)
+    return destination
+
+
+def startup_variants(tmp: str) -> list[tuple[str, str | None, int]]:
+    """(variant, the install() call or None for `import astpatch` alone, targets expected), with the rule
+    directories they name written into `tmp`."""
+    variants: list[tuple[str, str | None, int]] = [("import astpatch", None, 0)]
+    for count in STARTUP_COUNTS:
+        directory = os.path.join(tmp, f"startup-rules-{count}")
+        os.makedirs(directory)
+        for n in range(count):
+            with open(os.path.join(directory, f"rule_{n:04}.py"), "w") as f:
+                f.write(STARTUP_RULE.format(n=n))
+        cache = os.path.join(tmp, f"startup-cache-{count}")
+        variants.append((f"{count} rule files", f"h = astpatch.install(rules=[{directory!r}], cache_dir={cache!r})",
+                         count + 1))  # and the shipped rules' target
+    last = os.path.join(tmp, f"startup-rules-{STARTUP_COUNTS[-1]}")
+    variants.append((f"{STARTUP_COUNTS[-1]} rule files, no cache", f"h = astpatch.install(rules=[{last!r}], cache_dir=False)",
+                     STARTUP_COUNTS[-1] + 1))
+    return variants
+
+
+def measure_startup(s: Series, python: Path, tmp: str, rounds: int, trees: dict[str, str]) -> None:
+    """`python -c pass`, `import astpatch`, and `import astpatch; astpatch.install()` with each number of rule
+    files, for each tree (label: directory on PYTHONPATH): fresh processes, the order rotating every round.
+    Each cache is used once before measuring, so the rows are a program's usual start-up, not its first."""
+    steps: list[tuple[str, str, str | None]] = [("python -c pass", "pass", None)]
+    variants = {label: startup_variants(os.path.join(tmp, f"startup-{label}")) for label in trees}
+    time.sleep(2.5)  # rule files are usually older than this: their status then vouches for them by itself
+    for label, tree in trees.items():
+        for variant, install, targets in variants[label]:
+            program = STARTUP_PROGRAM.format(install=install or "", targets="len(h.targets)" if install else "0")
+            data, _, _ = run_child(python, program, pythonpath=tree)
+            assert data is not None and data["targets"] == targets and not data["heavy"], (label, variant, data)
+            steps.append((f"{label}: {variant}", program, tree))
+    for r in range(rounds):
+        for name, program, tree in rotated(steps, r):
+            data, _, wall = run_child(python, program, pythonpath=tree)
+            s.add(f"startup {name} process", wall)
+            if data is not None:
+                s.add(f"startup {name} in-process", data["import"] + data["install"])
+
+
+def startup_rows(s: Series) -> list[tuple[str, str, str, str, str]]:
+    """The rows of `measure_startup`: time in the process, and added to a bare process's."""
+    ms = 1e3
+    baseline = "startup python -c pass process"
+    if baseline not in s.values:
+        return []
+    rows = [("start-up: `python -c pass`, whole process", s.cell(baseline, ms, "ms"), "", "", "")]
+    names = [key[len("startup "):-len(" in-process")] for key in s.values if key.endswith(" in-process")]
+    for name in names:
+        inside, whole = f"startup {name} in-process", f"startup {name} process"
+        target = "<= 1.5 ms" if "rule files" in name and "no cache" not in name else ""
+        rows.append((f"start-up, {name}", s.cell(inside, ms, "ms"), s.cell(baseline, ms, "ms"),
+                     f"+{paired_added(s, whole, baseline) * ms:.2f} ms to the process", target))
+    labels = sorted({name.split(":")[0] for name in names})
+    if len(labels) == 2:  # two trees: each variant side by side
+        now, before = labels if labels[0] == "now" else labels[::-1]
+        for name in names:
+            if name.startswith(f"{now}:"):
+                variant = name.split(": ", 1)[1]
+                a, b = f"startup {now}: {variant} in-process", f"startup {before}: {variant} in-process"
+                rows.append((f"start-up, {variant}: {now} vs {before}", s.cell(a, ms, "ms"), s.cell(b, ms, "ms"),
+                             f"{paired_added(s, a, b) * ms:+.2f} ms", ""))
+    return rows
+
+
+def startup_main(argv: list[str]) -> int:
+    """Only the start-up rows, in this interpreter (no torch needed): `run.py --startup [--rounds N]
+    [--against DIR]`, DIR holding another copy of `astpatch/` and `rules/` to measure side by side."""
+    parser = argparse.ArgumentParser(prog="run.py --startup")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--against", metavar="DIR", help="a directory with another astpatch/ and rules/")
+    args = parser.parse_args(argv)
+    python = Path(sys.executable)
+    s = Series()
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"now": startup_tree(venvs.ROOT, os.path.join(tmp, "now"), python)}
+        if args.against:
+            trees["before"] = startup_tree(Path(args.against), os.path.join(tmp, "before"), python)
+        measure_startup(s, python, tmp, args.rounds, trees)
+    rows = startup_rows(s)
+    print(f"\nastpatch start-up: CPython {platform.python_version()}; {machine()}")
+    print(f"{args.rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
+    header = ("measure", "astpatch", "baseline", "added / ratio", "target")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 rounds and short loops: proves the benchmark works")
@@ -380,6 +509,8 @@ def main() -> int:
                 data, _, _ = run_child(python, CALL_COST.format(number=number), *args_)
                 s.add(name, data["seconds"])  # type: ignore[index]
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
+        measure_startup(s, py210, tmp, rounds, {"now": trees[0], "before": trees[1]} if trees is not None else
+                        {"now": startup_tree(venvs.ROOT, os.path.join(tmp, "startup-now"), py210)})
 
     report(s, rounds, args.install_against)
     return 0
@@ -454,6 +585,7 @@ def report(s: Series, rounds: int, install_against: str | None = None) -> None:
         ("call: runtime wrapper vs patched dumps", s.cell("call wrapper", us, "us"), s.cell("call astpatch", us, "us"),
          f"x{wrapper_ratio:.3f}", "> 1 (wrapper slower)"),
     ]
+    rows += startup_rows(s)
     print(f"\nastpatch benchmark: CPython {platform.python_version()}, torch 2.10.0 (2.13.0 for upstream's fix), "
           "the two shipped rules applied to torch._inductor.codecache")
     print(f"machine: {machine()}")
@@ -468,4 +600,4 @@ def report(s: Series, rounds: int, install_against: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(startup_main(sys.argv[2:]) if sys.argv[1:2] == ["--startup"] else main())

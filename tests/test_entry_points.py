@@ -295,8 +295,8 @@ def test_a_rule_module_changed_within_the_timestamp_granularity_is_seen_by_its_c
 
     module = tmp_path / "rules_module.py"
     module.write_text("RULES = []\n")
-    fixed = entrypoints._status(str(module))
-    monkeypatch.setattr(entrypoints, "_status", lambda path: fixed)  # a file system too coarse to see the change
+    fixed = entrypoints.file_status(str(module))
+    monkeypatch.setattr(entrypoints, "file_status", lambda path: fixed)  # a file system too coarse to see the change
     now = time.time_ns()
     racy = entrypoints.evidence(str(module), now)
     settled = entrypoints.evidence(str(module), now + 3_000_000_000)

@@ -268,4 +268,4 @@ def test_the_cache_is_bounded_by_size(scenario):
     scenario.run().assert_patched(from_cache=False)
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         [entry.name, "recent-0123456789abcdef.astpatch", "big-0123456789abcdef.json",
-         *(p.name for p in cache.glob("entry-points-*"))])
+         *(p.name for p in cache.glob("entry-points-*")), *(p.name for p in cache.glob("rule-files-*"))])

@@ -29,17 +29,71 @@ print(json.dumps({{"heavy": heavy, "events": events, "package": astpatch.__path_
 
 def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
     s = Scenario(tmp_path, gate="pickledist>=1")
-    data = s.python(INSTALL_ONLY.format(rules=str(s.rule))).json()
-    assert data["heavy"] == []
-    # The only directory listings are astpatch's own: the shipped rules (inside the package when
-    # installed, `rules/` beside it in a checkout), and its subpackages as the import system finds
-    # their modules; and on 3.10 the standard library's `importlib` package, which the loader
-    # subclasses. No metadata is read, no other directory (site-packages) listed.
-    assert data["events"] and all(
-        kind == "listdir" and (path.startswith(data["package"]) or path == data["rules"]
-                               or path == os.path.join(data["stdlib"], "importlib"))
-        for kind, path in data["events"]), data["events"]
-    assert [path for _, path in data["events"] if path.endswith("/rules")] == [data["rules"]]
+    for attempt in ("first", "indexed"):
+        data = s.python(INSTALL_ONLY.format(rules=str(s.rule)), ASTPATCH_CACHE_DIR=str(s.cache)).json()
+        assert data["heavy"] == []
+        # The only directory listings are astpatch's own: the shipped rules (inside the package when
+        # installed, `rules/` beside it in a checkout) before the rule-file index has them, and its
+        # subpackages as the import system finds their modules; and on 3.10 the standard library's
+        # `importlib` package, which the rule files' loader subclasses. No metadata is read, no other
+        # directory (site-packages) listed.
+        assert data["events"] and all(
+            kind == "listdir" and (path.startswith(data["package"]) or path == data["rules"]
+                                   or path == os.path.join(data["stdlib"], "importlib"))
+            for kind, path in data["events"]), data["events"]
+        listed = [path for _, path in data["events"] if path.endswith("/rules")]
+        assert listed == ([data["rules"]] if attempt == "first" else []), attempt
+
+
+# What `import astpatch; astpatch.install()` loads once the rule-file index is current: no edit kind,
+# no rule, no rewrite engine, no rule file executed; of the standard library, only what `from __future__
+# import annotations` imports.
+STARTUP_MODULES = {
+    "astpatch", "astpatch._base", "astpatch._base.messages", "astpatch._base.outcomes", "astpatch._base.settings",
+    "astpatch._base.store", "astpatch._base.trust", "astpatch._hook", "astpatch._hook.finder",
+    "astpatch._hook.installation", "astpatch._hook.session", "astpatch._model", "astpatch._model.entrypoints",
+    "astpatch._model.rulefiles", "astpatch._model.ruleindex", "astpatch._model.ruleset", "__future__",
+}
+
+LOADED = """
+import json, sys
+before = set(sys.modules)
+import astpatch
+imported = set(sys.modules) - before
+handle = astpatch.install(rules={rules!r}, cache_dir={cache!r})
+installed = set(sys.modules) - before
+import pickler
+print(json.dumps({{"import": sorted(imported), "install": sorted(installed), "targets": sorted(handle.targets),
+                  "patched": "ValueError" in pickler.Pickler.dumps.__code__.co_names}}))
+"""
+
+
+def test_import_and_install_load_only_what_installing_the_finder_needs(tmp_path):
+    """`import astpatch` loads that module alone; `install()` with a current index the modules listed above,
+    with ten rule files as with one, and libcst, the edit kinds and the rule files when their module is imported."""
+    s = Scenario(tmp_path, rule_dir=True)
+    for n in range(9):
+        (s.rules / f"other_{n}.py").write_text(RULE_FILE.replace("pickler", f"absent{n}"))
+    code = LOADED.format(rules=[str(s.rules)], cache=str(s.cache))
+    first = s.python(code).json()
+    assert first["patched"] and set(first["install"]) > STARTUP_MODULES | {"astpatch._model.rule"}
+    for attempt in ("indexed", "again"):
+        data = s.python(code).json()
+        assert data["import"] == ["astpatch"], attempt
+        assert set(data["install"]) == STARTUP_MODULES, attempt
+        assert data["patched"] and data["targets"] == first["targets"] == sorted(
+            ["pickler", "torch._inductor.codecache", *(f"absent{n}" for n in range(9))])
+
+
+def test_the_public_names_are_importable_from_astpatch(tmp_path):
+    """Each public name loads on first use, in a fresh interpreter, as the object its module defines."""
+    code = """
+import importlib, json, astpatch
+from astpatch import *
+print(json.dumps([n for n in astpatch.__all__
+                  if globals()[n] is not getattr(importlib.import_module("astpatch" + astpatch._EXPORTS[n]), n)]))
+"""
+    assert Scenario(tmp_path, rule_file=None).python(code).json() == []
 
 
 PROBE = '''

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 from . import settings
 
@@ -57,6 +56,8 @@ def warn_setting(message: str) -> None:
     """A warning about the environment, which no line of code caused: it is given no location
     (`sys:1`, as Python shows warnings issued outside any code) rather than the line of whatever
     import or `.pth` file happened to read the setting."""
+    import warnings
+
     warnings.warn_explicit(message, AstpatchWarning, "sys", 1)
 
 
@@ -181,6 +182,8 @@ def warn(message: str, *, strict: bool = False) -> None:
     """
     if strict:
         raise AstpatchError(message)
+    import warnings  # not at start-up: only a warning needs it
+
     if _unlocated:
         warn_setting(message)
     else:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import _thread
 import sys
-from importlib.machinery import SourceFileLoader
 
-from .._base import outcomes as oc
 from .._base.messages import report_configuration, trace, tracing
 
 TYPE_CHECKING = False
@@ -29,6 +27,8 @@ def _transforms_source(loader: object) -> bool:
     Such a loader can compile astpatch's patched source instead of the file's, so both hooks
     apply. A loader that overrides more than that is left alone.
     """
+    from importlib.machinery import SourceFileLoader
+
     if not isinstance(loader, SourceFileLoader):
         return False
     kind = type(loader)
@@ -73,7 +73,10 @@ class PatchingFinder:
         if spec is None:
             trace(f"{fullname}: targeted, but no finder finds it")
             return None
-        from .loader import PatchingLoader  # at the first target import, not at install()
+        from importlib.machinery import SourceFileLoader  # at the first target import, not at install()
+
+        from .._base import outcomes as oc
+        from .loader import PatchingLoader
 
         if tracing():  # only then: naming the rules loads the entry points pending for the module
             trace(f"{fullname}: targeted by {', '.join(r.id for r in self._session.rules.for_module(fullname))}; "

@@ -1,9 +1,10 @@
 """`install()`, `uninstall()`, `applied()`, and the installation handle they manage.
 
 `install()` runs at start-up, before the user's program, so it does as little as possible: it
-loads the rule files (small Python files, executed without libcst) and puts one finder first on
-`sys.meta_path`. It imports no target, reads no package metadata and imports no libcst; all of
-that happens when a target module is actually imported.
+reads the rule-file index (`astpatch._model.ruleindex`), which says which modules the rule files
+target without executing them, and puts one finder first on `sys.meta_path`. It imports no
+target, reads no package metadata, imports no libcst and no edit kind; all of that happens when
+a target module is actually imported.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import _thread
 import os
 import sys
 
-from .._base import outcomes as oc
 from .._base import settings
 from .._base.messages import configuration, report_configuration, trace, warn
 from .._base.store import Store
-from .._model.entrypoints import read_index
-from .._model.rule import Rule
 from .._model.ruleset import RuleSet, standard_sources
 from .finder import PatchingFinder
 from .session import Session
@@ -26,7 +24,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .._base import outcomes as oc
     from .._engine.cache import Cache
+    from .._model.rule import Rule
 
 _lock = _thread.RLock()
 _current: Installation | None = None
@@ -51,6 +51,7 @@ class Installation:
 
     @property
     def rules(self) -> list[Rule]:
+        """Every rule in force (the rule files the index kept pending are executed now)."""
         return self.session.rules.rules
 
     @property
@@ -92,7 +93,7 @@ class Installation:
 
     def __repr__(self) -> str:
         state = "active" if self.active else "inactive"
-        return f"<astpatch.Installation {state}, {len(self.rules)} rules, cache={self.cache_directory!r}>"
+        return f"<astpatch.Installation {state}, rules for {len(self.targets)} modules, cache={self.cache_directory!r}>"
 
 
 def install(
@@ -147,14 +148,26 @@ def install(
             warn(message, strict=strict)
 
         ruleset = RuleSet(report, disabled.rule_ids)
-        ruleset.load(standard_sources(rules or ()))
+        sources = standard_sources(rules or ())
+        index = None
+        if store.directory is not None:  # no index without a cache: every rule file is executed now
+            from .._model.ruleindex import RuleIndex
+
+            index = RuleIndex(store, [os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike))], report)
+        ruleset.load(sources, index)
+        if index is not None:
+            index.save()
         for unknown in ruleset.unknown_disabled():
             note(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
                  f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
         session = Session(ruleset, store, strict)
         # Rules that other distributions ship: from the index when it is current (no metadata is
         # read), else discovered at the first import (see astpatch._model.entrypoints).
-        indexed = read_index(store, report) if store.usable() else None
+        indexed = None
+        if store.usable():
+            from .._model.entrypoints import read_index
+
+            indexed = read_index(store, report)
         if indexed is not None:
             ruleset.add_pending(indexed)
         installation = Installation(session, arguments, active=True)
@@ -164,7 +177,7 @@ def install(
             installation.export()
         if indexed is None:
             installation.finder.discover_first()
-        trace(f"install(): {len(ruleset.rules)} rules for {sorted(installation.targets)}, cache {store.directory}")
+        trace(f"install(): rules for {sorted(installation.targets)}, cache {store.directory}")
         sys.meta_path.insert(0, installation.finder)
         _current = _latest = installation
         for module in sorted(installation.targets & sys.modules.keys()):
@@ -178,7 +191,7 @@ def install(
 
 def _arguments(rules: Iterable[Rule | str | os.PathLike[str]] | None, cache_dir: object, strict: bool) -> tuple:
     """What an install() call asks for, comparable between calls (rules by what they do)."""
-    asked = [r.fingerprint() if isinstance(r, Rule) else os.fspath(r) for r in (rules or ())]
+    asked = [os.fspath(r) if isinstance(r, (str, os.PathLike)) else r.fingerprint() for r in (rules or ())]
     return asked, os.fspath(cache_dir) if isinstance(cache_dir, os.PathLike) else cache_dir, bool(strict)
 
 
@@ -224,4 +237,6 @@ def uninstall() -> None:
 
 def applied() -> list[oc.Outcome]:
     """Every rule outcome met by an import in this process, oldest first."""
-    return oc.recorded()
+    from .._base import outcomes
+
+    return outcomes.recorded()

@@ -25,13 +25,15 @@ import marshal
 import os
 import sys
 
-from .._base.store import Store, Unreadable
+from .._base.store import Unreadable
 from .._base.trust import RACY_NS
-from .rule import Rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .._base.store import Store
+    from .rule import Rule
 
 GROUP = "astpatch.rules"
 INDEX_PREFIX = "entry-points-"
@@ -59,7 +61,7 @@ def _search_path() -> list[str]:
     return [entry for entry in sys.path if isinstance(entry, str)]
 
 
-def _status(path: str) -> tuple[int, int, int, int] | None:
+def file_status(path: str) -> tuple[int, int, int, int] | None:
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -67,7 +69,7 @@ def _status(path: str) -> tuple[int, int, int, int] | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
-def _settled(status: tuple[int, int, int, int] | None, now: int) -> bool:
+def settled(status: tuple[int, int, int, int] | None, now: int) -> bool:
     """Whether a status taken at `now` vouches for the file by itself (see above)."""
     return status is not None and now - max(status[0], status[1]) >= RACY_NS
 
@@ -86,8 +88,8 @@ def evidence(path: str, now: int, content: bool = True) -> tuple:
     """(path, status, check) of a file, its status taken at `now` or later: `check` is None when
     the status vouches for the file, else the digest of its content, or False when nothing does
     (`content` False: a zip file is not read whole)."""
-    status = _status(path)
-    if status is None or _settled(status, now):
+    status = file_status(path)
+    if status is None or settled(status, now):
         return (path, status, None)
     return (path, status, _digest(path) if content else False)
 
@@ -95,7 +97,7 @@ def evidence(path: str, now: int, content: bool = True) -> tuple:
 def holds(item: tuple) -> bool:
     """Whether a file's recorded evidence still holds."""
     path, status, check = item
-    if check is False or _status(path) != status:
+    if check is False or file_status(path) != status:
         return False
     return check is None or _digest(path) == check
 
@@ -131,9 +133,9 @@ def stamp() -> tuple:
     files: list[tuple] = []
     for entry in _search_path():
         directory = entry or "."
-        status = _status(directory)  # before listing: a change after it changes the status
+        status = file_status(directory)  # before listing: a change after it changes the status
         names = _names(directory)
-        entries.append((entry, status if _settled(status, now) else None, names))
+        entries.append((entry, status if settled(status, now) else None, names))
         files.extend(evidence(path, now, content) for path, content in _declarations(directory, names))
     return tuple(entries), tuple(files)
 
@@ -144,7 +146,7 @@ def _stamp_holds(recorded: tuple) -> bool:
         return False
     for entry, status, names in entries:
         directory = entry or "."
-        if (status is None or _status(directory) != status) and _names(directory) != names:
+        if (status is None or file_status(directory) != status) and _names(directory) != names:
             return False
     return all(holds(item) for item in files)
 
@@ -181,6 +183,8 @@ class Plugin:
     def load(self) -> list[Rule]:
         """Import the object the entry point names and take its rules; raises on any problem."""
         import importlib
+
+        from .rule import Rule
 
         module_name, _, attribute = self.value.partition(":")
         module_name = module_name.strip()
