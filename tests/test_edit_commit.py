@@ -342,3 +342,24 @@ def test_edit_a_rule_that_is_not_a_users_file_is_refused(project):
     assert missing.returncode == 2
     assert "no_such_module_here is neither an installed module" in missing.stderr
 
+
+
+def test_commit_writes_into_the_projects_rule_directory_and_both_commands_speak_json(project):
+    """With `[tool.astpatch] rules` in the project's pyproject.toml, commit writes the rule where the
+    project loads rules from, so `astpatch diff` in the project shows it with no --rules."""
+    (project.tmp / "pyproject.toml").write_text('[tool.astpatch]\nrules = ["patches"]\n')
+    (project.tmp / "patches").mkdir()
+    edit = json.loads(ok(project.astpatch("edit", "pkgx", "--dir", str(project.work), "--json")))
+    assert edit == {"directory": str(project.work), "distribution": "pkgx_dist", "version": "1.0", "rule": None,
+                    "files": [{"module": "pkgx", "path": str(project.work / "pkgx" / "__init__.py")},
+                              {"module": "pkgx.core", "path": str(project.work / "pkgx" / "core.py")}]}
+    project.edit_copy()
+    commit = json.loads(ok(project.astpatch("commit", str(project.work), "--upstream", "pkgx issue 7", "--json")))
+    written = project.tmp / "patches" / "pkgx_patch.py"
+    assert Path(commit["file"]).resolve() == written.resolve() and not project.rules_dir.exists()
+    (rule,) = load_rule_file(str(written))
+    assert (commit["rule"], commit["gate"], commit["written_for"], commit["upstream"]) == (
+        rule.id, rule.gate, rule.written_for, rule.upstream) == (RULE_ID, "pkgx_dist>=1.0,<1.1", "pkgx_dist 1.0",
+                                                                 "pkgx issue 7")
+    shown = ok(project.astpatch("diff", RULE_ID))
+    assert shown == "".join(commit["diff"]) and "+LIMIT = 4" in shown

@@ -26,6 +26,8 @@ from .diffs import module_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .._model.rule import Rule
 
 RECORD = ".astpatch-edit.json"
@@ -40,9 +42,14 @@ class SourceChanged(WorkCopyError):
     """The installed source is not what the copy was made from."""
 
 
-def default_rules_dir() -> str:
-    """Where `astpatch commit` writes rule files when not told: `astpatch_rules` in the current
-    directory. The one place this default is decided (project configuration belongs here)."""
+def default_rules_dir(configured: Sequence[str] = ()) -> str:
+    """Where `astpatch commit` writes rule files when not told: the first directory among the rule
+    paths in force (`configured`: ASTPATCH_RULES, or the project's `[tool.astpatch] rules`), so the
+    new rule is one the project loads; without one, `astpatch_rules` in the current directory. The
+    one place this default is decided."""
+    for path in configured:
+        if os.path.isdir(path) or not path.endswith(".py"):
+            return path
     return "astpatch_rules"
 
 

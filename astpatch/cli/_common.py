@@ -62,6 +62,12 @@ def project_settings(export: bool) -> Iterator[None]:
         _project_rules.clear()
 
 
+def configured_rule_paths() -> list[str]:
+    """The rule paths the environment or the project names (ASTPATCH_RULES, which overrides the
+    project's `[tool.astpatch] rules`), in their order."""
+    return [*settings.rule_paths(), *_project_rules]
+
+
 class Rules(list[Rule]):
     """The rules a command works on; `broken` names the rule files the user gave (`--rules`) that
     failed to load, each reported on stderr: the command still reports the others, then exits 1."""

@@ -8,11 +8,12 @@ the edited copy, gated to the installed release series, and shows its diff.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from .._inspect.workcopy import SourceChanged, WorkCopyError, default_rules_dir
-from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules
+from ._common import EXIT_FINDING, EXIT_OK, UsageError, configured_rule_paths, load_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,11 +34,13 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--dir", metavar="DIR", help="the work directory (default: a new temporary directory)")
     sub.add_argument("--force", action="store_true",
                      help="write into a non-empty --dir: the copy's files replace those of the same names")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.set_defaults(run=cmd_edit)
 
     sub = add("commit", "write the rule that makes the installed source into the edited copy of `astpatch edit`")
     sub.add_argument("directory", metavar="DIR", help="the work directory `astpatch edit` made")
-    sub.add_argument("-o", "--rules-dir", metavar="DIR", help=f"write the rule file into DIR (default: {default_rules_dir()})")
+    sub.add_argument("-o", "--rules-dir", metavar="DIR", help="write the rule file into DIR (default: the first rule directory that "
+                     "the project's [tool.astpatch] rules or ASTPATCH_RULES names, else astpatch_rules)")
     sub.add_argument("--id", metavar="ID", help="the rule id (default: from the first module and scope changed)")
     sub.add_argument("--gate", metavar="SPEC", help="the version gate (default: the installed release series, "
                      "such as 'torch>=2.10,<2.11')")
@@ -45,6 +48,7 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--upstream", metavar="TEXT", help="where upstream fixed it (issue, pull request, release)")
     sub.add_argument("--summary", metavar="TEXT", help="the rule's one-line summary")
     sub.add_argument("--force", action="store_true", help="replace a rule file of the same name")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the diff (default: on a terminal)")
     sub.set_defaults(run=cmd_commit)
@@ -75,11 +79,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
                                   version=version, rule=rule)
     except WorkCopyError as error:
         raise UsageError(str(error)) from None
+    copies = [(module, os.path.join(directory, *workcopy.copy_path(module, path).split("/"))) for module, path in files]
+    if args.json:
+        print(json.dumps({"directory": directory, "distribution": distribution if version else None, "version": version,
+                          "rule": rule.id if rule else None,
+                          "files": [{"module": module, "path": path} for module, path in copies]}, indent=2))
+        return EXIT_OK
     made_from = f" of {distribution} {version}" if version else ""
     print(directory)
     print(f"copied {len(files)} module(s){made_from}{f', as rule {rule.id} patches them' if rule else ''}:")
-    for module, path in files[:20]:
-        print(f"  {os.path.join(directory, *workcopy.copy_path(module, path).split('/'))}")
+    for _, path in copies[:20]:
+        print(f"  {path}")
     if len(files) > 20:
         print(f"  ... and {len(files) - 20} more")
     print(f"Edit them with any editor, then write the rule: astpatch commit {directory}")
@@ -90,7 +100,7 @@ def _own_rule(rule_id: str, extra: list[str]) -> Rule:
     """The rule `rule_id`, which must be the only rule of a rule file of the user's (commit rewrites it)."""
     from .._model.rulefiles import RuleFileError, builtin_rules_dir, load_rule_file
 
-    default = default_rules_dir()
+    default = default_rules_dir(configured_rule_paths())
     rules = load_rules(extra + ([default] if os.path.isdir(default) and default not in extra else []))
     rule = next((r for r in rules if r.id == rule_id), None)
     if rule is None:
@@ -169,11 +179,12 @@ def cmd_commit(args: argparse.Namespace) -> int:
                      diff_name="an edited copy", written_for=work.written_for,
                      made_by=f"`astpatch commit` from an edited copy of {modules} ({work.written_for or 'installed'})",
                      summary_text=args.summary or (old.summary if old else summary(changes, "an edited copy")))
-    directory = args.rules_dir or default_rules_dir()
+    default = default_rules_dir(configured_rule_paths())
+    directory = args.rules_dir or default
     path = old.origin if old else os.path.join(directory, file_name(rule_id))
     if old is None and os.path.exists(path) and not args.force:
         raise UsageError(f"{path} exists; give another --id, or --force to replace it")
-    _no_other(rule_id, path, args.rules + [d for d in dict.fromkeys((directory, default_rules_dir())) if os.path.isdir(d)])
+    _no_other(rule_id, path, args.rules + [d for d in dict.fromkeys((directory, default)) if os.path.isdir(d)])
     candidate = os.path.join(args.directory, ".astpatch-rule.py")
     try:
         write_atomically(candidate, text.encode("utf-8"))
@@ -193,6 +204,10 @@ def cmd_commit(args: argparse.Namespace) -> int:
         os.unlink(candidate)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    if args.json:
+        print(json.dumps({"file": path, "rule": rule_id, "gate": gate, "written_for": work.written_for,
+                          "upstream": rule.upstream, "diff": shown}, indent=2))
+        return EXIT_OK
     print(f"wrote {path}: {rule_id}")
     print(f"  gate:        {gate or '(none: every version)'}")
     print(f"  written for: {work.written_for or '(not recorded: no installed distribution provides it)'}")
