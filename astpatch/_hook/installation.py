@@ -96,6 +96,15 @@ class Installation:
         return f"<astpatch.Installation {state}, rules for {len(self.targets)} modules, cache={self.cache_directory!r}>"
 
 
+def _same_settings(rules: Iterable[Rule | str | os.PathLike] | None, cache_dir: object, strict: bool,
+                   current: Installation) -> bool:
+    """Whether install(rules, cache_dir, strict) asks for what `current` has, though in other words
+    (a worker re-running the program's install() after installing from its environment): only when
+    every setting can be compared as the variables carry it, so never with rules given as objects."""
+    wanted, not_carried = settings.requested_child_environment(rules or (), cache_dir, strict)
+    return not not_carried and not current.not_carried and wanted == current.environment
+
+
 def install(
     *,
     rules: Iterable[Rule | str | os.PathLike[str]] | None = None,
@@ -123,8 +132,7 @@ def install(
     arguments = _arguments(rules, cache_dir, strict)
     with _lock:
         if _current is not None and _current.active:
-            if arguments != _current.arguments and settings.requested_child_environment(rules or (), cache_dir, strict) \
-                    != (_current.environment, _current.not_carried):  # the same settings, from the environment
+            if arguments != _current.arguments and not _same_settings(rules, cache_dir, strict, _current):
                 warn("astpatch: install() was called again with other arguments while astpatch is installed; "
                      "they are ignored and the first installation stays. Call astpatch.uninstall() first to "
                      "install with other rules, cache or strictness.", strict=_current.strict)
