@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  gate:     {row['gate'] or '(none)'}")
             print(f"  upstream: {row['upstream']}")
             if row["written_for"]:
-                print(f"  written:  for {row['written_for']}")
+                print(f"  for:      {row['written_for']} (the release it was written for)")
             print(f"  why:      {row['reason']}")
             if "key_carries" in row:
                 carried = ", ".join(row["key_carries"])  # type: ignore[arg-type]
