@@ -12,7 +12,7 @@ from ._common import EXIT_OK, UsageError, installed_sources
 def cmd_new(args: argparse.Namespace) -> int:
     from .._inspect.diffs import DiffError, parse
     from .._inspect.fromdiff import plan
-    from .._inspect.rulewriter import default_id, rule_file
+    from .._inspect.rulewriter import default_id, file_name, rule_file
     from .._inspect.sources import SourceError, open_sources
     from .._model.rule import gate_problem, valid_rule_id
 
@@ -44,7 +44,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(content)
         return EXIT_OK
-    path = os.path.join(args.output, rule_id.replace("-", "_").replace(".", "_") + ".py")
+    path = os.path.join(args.output, file_name(rule_id))
     try:
         os.makedirs(args.output, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
