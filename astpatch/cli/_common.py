@@ -122,3 +122,15 @@ def installed_sources(environment: Environment | None = None):  # type: ignore[n
     from .._inspect.sources import Installed
 
     return Installed(environment.path if environment is not None else None)
+
+
+def distribution_of(package: str, installed: bool) -> str:
+    """The distribution that installs top-level package `package` (`yaml` -> `PyYAML`), when the
+    environment says so unambiguously; else the package's own name."""
+    if installed:
+        from importlib.metadata import packages_distributions
+
+        names = set(packages_distributions().get(package, []))
+        if len(names) == 1:
+            return names.pop()
+    return package

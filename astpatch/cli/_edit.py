@@ -13,7 +13,7 @@ import os
 import sys
 
 from .._inspect.workcopy import SourceChanged, WorkCopyError, default_rules_dir
-from ._common import EXIT_FINDING, EXIT_OK, UsageError, configured_rule_paths, load_rules
+from ._common import EXIT_FINDING, EXIT_OK, UsageError, configured_rule_paths, distribution_of, load_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +58,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from .._base.metadata import installed_version
     from .._base.modulefiles import locate
     from .._inspect import workcopy
-    from ._new import _distribution
 
     if not args.names and not args.rule:
         raise UsageError("name a module, a distribution or --rule ID to edit")
@@ -73,7 +72,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         for name in args.names:
             files += workcopy.files_of(name)
         files = list(dict(files).items())  # each module once, first place kept
-        distribution = _distribution(files[0][0].split(".")[0], installed=True)
+        distribution = distribution_of(files[0][0].split(".")[0], installed=True)
         version = installed_version(distribution)
         directory = workcopy.make(args.dir, args.force, files, texts, distribution=distribution if version else None,
                                   version=version, rule=rule)

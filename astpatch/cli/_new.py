@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ._common import EXIT_OK, UsageError, installed_sources
+from ._common import EXIT_OK, UsageError, distribution_of, installed_sources
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -78,16 +78,4 @@ def _with_upper_bound(gate: str | None, fixed_in: str, module: str, installed: b
         assert split is not None  # checked by gate_problem before
         name, specifier = split
         return f"{name}{specifier},<{fixed_in}" if specifier else f"{name}<{fixed_in}"
-    return f"{_distribution(module.split('.')[0], installed)}<{fixed_in}"
-
-
-def _distribution(package: str, installed: bool) -> str:
-    """The distribution that installs top-level package `package` (`yaml` -> `PyYAML`), when the
-    environment says so unambiguously; else the package's own name."""
-    if installed:
-        from importlib.metadata import packages_distributions
-
-        names = set(packages_distributions().get(package, []))
-        if len(names) == 1:
-            return names.pop()
-    return package
+    return f"{distribution_of(module.split('.')[0], installed)}<{fixed_in}"
