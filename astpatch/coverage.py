@@ -8,8 +8,8 @@ changed function's unchanged ones included, runs at its line in the file and cou
 needs coverage's C tracer (`core = "ctrace"`, the default before Python 3.14): no other core runs
 file tracers.
 
-Which files: those whose patched code runs in this process, in `lines.SHOWN`, which
-`show_patched_source` fills as it gives the text to `linecache`, before the module's code runs.
+Which files: those whose patched code runs in this process, in `finder.SHOWN`, which
+`show_patched_text` fills as the text is shown, before the module's code runs.
 coverage offers a file when it first traces code of it (the module's execution), so the entry is
 there; every other file stays coverage's own, for one dict lookup per file. A module patched on
 its live functions after coverage traced it (imported before `install()`) stays coverage's.
@@ -48,7 +48,8 @@ from coverage import CoveragePlugin, FileReporter, FileTracer
 from coverage.files import canonical_filename
 from coverage.plugin import CodeRegion
 
-from ._base.lines import SHOWN, Span, linecache_lines, patched_lines, split_lines
+from ._base.lines import Span, linecache_lines, patched_lines, split_lines
+from ._hook.finder import SHOWN
 
 RECORD_FORMAT = 1
 _PROLOGUE = ("RESUME", "MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "POP_TOP", "NOP", "CACHE", "GEN_START")

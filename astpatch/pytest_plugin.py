@@ -108,7 +108,7 @@ def _states(config: pytest.Config) -> list:
     if cached is None:
         from ._inspect.evaluate import evaluate
         from ._inspect.sources import Installed
-        from ._model.ruleset import rules_in_force
+        from ._model.inforce import rules_in_force
 
         rules = rules_in_force([], _print_problem).rules
         cached = [(rule, o) for m in evaluate(rules, Installed()) for rule, o in m.outcomes]

@@ -3,13 +3,15 @@
     python3 benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
     python3 benchmarks/run.py --quick    # a few rounds, to prove it still works (CI)
     python3 benchmarks/run.py --startup  # start-up by number of rule files only, in this interpreter
+    python3 benchmarks/run.py --against-tree DIR   # the warm rows beside another astpatch (DIR/astpatch, DIR/rules)
 
 Everything is measured side by side in one run: each round starts one fresh process per variant,
 in an order that rotates from round to round, so a slow moment of a shared machine falls on all
 variants alike. The table gives medians, with min-max, and ratios of paired medians.
 
 It runs in the test environments of tools/venvs.py: torch 2.10.0 (the release astpatch fixes)
-and torch 2.13.0 (a release with upstream's fix, for the call-cost comparison).
+and torch 2.13.0 (a release with upstream's fix, for the call-cost comparison); the bare-process
+rows (small patched modules, no torch) use the first one's interpreter.
 """
 
 from __future__ import annotations
@@ -34,28 +36,40 @@ MODULE = "torch._inductor.codecache"
 
 # -- the programs each fresh process runs -------------------------------------------------------
 
-# Import the module, timing its loader's get_code (the work astpatch adds to) and the whole import
-# statement (the finder, the loader's first import, the module's execution) as well.
+# Import the module, timing the import system's find step for it (astpatch's finder, which asks the
+# others) and its loader's get_code (the work astpatch adds to), and the whole import statement (the
+# module's execution too). The loader is wrapped when the find step gives it, whatever its class.
 _TIMED_IMPORT = """
 import json, time
+import importlib._bootstrap as bootstrap
 import torch  # codecache's own imports are mostly torch's: the timed import is then codecache's alone
-{setup}
 spent = {{}}
-original = {loader}.get_code
-def get_code(self, name):
+find = bootstrap._find_spec
+def timed_get_code(get_code):
+    def timed(self, name):
+        started = time.perf_counter()
+        try:
+            return get_code(self, name)
+        finally:
+            if name == "{module}":
+                spent.setdefault("get_code", time.perf_counter() - started)
+    return timed
+def find_spec(name, path, target=None):
     started = time.perf_counter()
-    try:
-        return original(self, name)
-    finally:
-        spent.setdefault(name, time.perf_counter() - started)
-{loader}.get_code = get_code
+    spec = find(name, path, target)
+    if name == "{module}" and "find_spec" not in spent:
+        spent["find_spec"] = time.perf_counter() - started
+        kind = type(spec.loader)
+        kind.get_code = timed_get_code(kind.get_code)
+    return spec
+bootstrap._find_spec = find_spec
 {install}
 started = time.perf_counter()
 import {module}
-print(json.dumps({{"get_code": spent["{module}"], "import": time.perf_counter() - started}}))
+print(json.dumps({{"get_code": spent["get_code"], "find_spec": spent["find_spec"],
+                  "import": time.perf_counter() - started}}))
 """
-IMPORT_PLAIN = _TIMED_IMPORT.format(setup="from importlib.machinery import SourceFileLoader",
-                                    loader="SourceFileLoader", install="", module=MODULE)
+IMPORT_PLAIN = _TIMED_IMPORT.format(install="", module=MODULE)
 
 
 SHIPPED_RULES = ("torch-fxgraph-cache-key-valueerror", "torch-fxgraph-cache-key-pybind11-runtimeerror")
@@ -64,9 +78,8 @@ SHIPPED_RULES = ("torch-fxgraph-cache-key-valueerror", "torch-fxgraph-cache-key-
 def import_astpatch(cache: str, rules: tuple[str, ...] = (), alone: bool = False) -> str:
     """The timed import under astpatch: the shipped rules and `rules`, or `rules` alone."""
     disable = f"import os; os.environ['ASTPATCH_DISABLE'] = {','.join(SHIPPED_RULES)!r}\n" if alone else ""
-    return _TIMED_IMPORT.format(setup="import astpatch, astpatch._hook.loader", loader="astpatch._hook.loader.PatchingLoader",
-                                install=f"{disable}astpatch.install(rules={list(rules)!r}, cache_dir={cache!r})",
-                                module=MODULE)
+    install = f"{disable}import astpatch\nastpatch.install(rules={list(rules)!r}, cache_dir={cache!r})"
+    return _TIMED_IMPORT.format(install=install, module=MODULE)
 
 
 # A whole-change rule with a part at the module's top level (a new helper after `log = ...`): the
@@ -93,7 +106,7 @@ COLD_DETAIL = f"""
 import json, sys, time
 import torch
 from astpatch._base.store import Store
-from astpatch._engine.cache import Cache
+from astpatch._base.cache import Cache
 from astpatch._engine.pipeline import build_file
 from astpatch._inspect.sources import locate
 from astpatch._model.rulefiles import builtin_rules_dir
@@ -137,7 +150,7 @@ naive = time.perf_counter() - started
 
 # astpatch's own cold path in the same conditions (no cache), libcst already imported.
 from astpatch._base.store import Store
-from astpatch._engine.cache import Cache
+from astpatch._base.cache import Cache
 from astpatch._engine.pipeline import build_file
 started = time.perf_counter()
 build_file("{MODULE}", path, rules, Cache(Store(None)))
@@ -213,6 +226,156 @@ print(json.dumps({{"seconds": best}}))
 """
 
 
+# -- the warm imports with another astpatch, side by side ------------------------------------------
+
+
+def warm_against(python: Path, tmp: str, tree: str, module_rule: str) -> list:
+    """The steps that time the warm imports with the astpatch package in `tree` (its own caches, filled now)."""
+    caches = {name: os.path.join(tmp, f"against-{name}") for name in ("shipped", "module-level")}
+    programs = {"shipped": import_astpatch(caches["shipped"]),
+                "module-level": import_astpatch(caches["module-level"], (module_rule,), alone=True)}
+    for program in programs.values():
+        run_child(python, program, pythonpath=tree)
+    return [("warm against", lambda: run_child(python, programs["shipped"], importtime=True, pythonpath=tree)),
+            ("warm module-level against", lambda: run_child(
+                python, programs["module-level"], importtime=True, pythonpath=tree))]
+
+
+def warm_rows(s: Series, against: str | None) -> list[tuple[str, str, str, str, str]]:
+    """The warm imports of codecache as astpatch's whole part of them: the find step (astpatch's finder,
+    and whatever the hit loads there) and get_code; with `against`, beside another astpatch's."""
+    ms = 1e3
+    rows = []
+    for variant, what in (("warm", "shipped rules"), ("warm module-level", "module-level change alone")):
+        versions = [(variant, "")] + ([(f"{variant} against", f", {against}")] if against else [])
+        for name, label in versions:
+            both, plain = f"{name} find_spec and get_code", "plain find_spec and get_code"
+            rows.append((f"warm import, {what}: find_spec + get_code{label}", s.cell(both, ms, "ms"),
+                         s.cell(plain, ms, "ms"), f"{paired_added(s, both, plain) * ms:+.3f} ms", "<= +0.5 ms"))
+            if label:
+                rows.append((f"warm import, {what}: get_code{label}", s.cell(f"{name} get_code", ms, "ms"),
+                             s.cell("plain get_code", ms, "ms"),
+                             f"{paired_added(s, f'{name} get_code', 'plain get_code') * ms:+.3f} ms", ""))
+    return rows
+
+
+# -- small patched modules in a bare process (no torch) -------------------------------------------
+
+# SMALL_COUNT small modules, each with a rule (text hunks: no libcst) on one function. A bare process
+# imports one of them, or all, under astpatch (after install(), not timed) and without it; warm (the
+# cache holds them) and cold (it holds only the entry-point index, so no discovery is timed).
+SMALL_COUNT = 20
+SMALL_MODULE = '''"""{name}: a small module for the benchmark."""
+
+
+def words(text):
+    found = text.split()
+    return [w.strip(",") for w in found]
+
+
+def total(values):
+    return sum(values)
+'''
+SMALL_RULE = """Rule(
+        id="benchmark-{name}", summary="Lower-case the words, for the benchmark", upstream="benchmark fixture",
+        module="{name}", target="words",
+        edit=ApplyHunks(hunks=[Hunk(before=["    found = text.split()"], after=["    found = text.lower().split()"])]),
+    ),
+"""
+BARE_IMPORT = """
+import json, sys, time
+{install}
+before = set(sys.modules)
+started = time.perf_counter()
+import {names}
+seconds = time.perf_counter() - started
+added = sorted(set(sys.modules) - before)
+patched = [m.words("A,") == ["a"] for m in ({names},)]
+print(json.dumps({{"seconds": seconds, "added": added, "patched": patched}}))
+"""
+
+
+def small_modules(tmp: str, python: Path) -> tuple[str, str]:
+    """The directory of the small modules (compiled, as installed code is) and their rule file."""
+    site = os.path.join(tmp, "small")
+    os.makedirs(site)
+    names = [f"small_{i}" for i in range(SMALL_COUNT)]
+    for name in names:
+        with open(os.path.join(site, f"{name}.py"), "w") as f:
+            f.write(SMALL_MODULE.format(name=name))
+    subprocess.run([str(python), "-m", "compileall", "-q", site], check=True)
+    rules = os.path.join(tmp, "small_rules.py")
+    with open(rules, "w") as f:
+        f.write("from astpatch import ApplyHunks, Hunk, Rule\n\nRULES = [\n")
+        f.writelines("    " + SMALL_RULE.format(name=name) for name in names)
+        f.write("]\n")
+    return site, rules
+
+
+def bare_import(count: int, rules: str | None = None, cache: str | None = None) -> str:
+    """The program that imports `count` small modules: under astpatch when `rules` are given."""
+    install = f"import astpatch\nastpatch.install(rules=[{rules!r}], cache_dir={cache!r})" if rules else ""
+    return BARE_IMPORT.format(install=install, names=", ".join(f"small_{i}" for i in range(count)))
+
+
+def measure_bare(s: Series, python: Path, tmp: str, rounds: int, against: str | None) -> None:
+    """The bare-process rows: warm and cold imports of 1 and of SMALL_COUNT small modules, side by side
+    with the same imports without astpatch (and with the astpatch in `against`, when given)."""
+    site, rules = small_modules(tmp, python)
+    trees = {"now": None, **({"against": against} if against else {})}
+    paths = {tree: os.pathsep.join(filter(None, [directory, site])) for tree, directory in trees.items()}
+    warm = {tree: os.path.join(tmp, f"bare-warm-{tree}") for tree in trees}
+    for tree in trees:  # fill the warm caches, entry-point index included
+        run_child(python, bare_import(SMALL_COUNT, rules, warm[tree]), pythonpath=paths[tree])
+    cold = 0
+
+    def cold_cache(tree: str) -> str:
+        """An empty cache but for the entry-point index (discovering the entry points is not timed)."""
+        nonlocal cold
+        cold += 1
+        directory = os.path.join(tmp, f"bare-cold-{tree}-{cold}")
+        os.makedirs(directory, mode=0o700)
+        for name in os.listdir(warm[tree]):
+            if name.startswith("entry-points-"):
+                shutil.copy2(os.path.join(warm[tree], name), directory)
+        return directory
+
+    for r in range(rounds):
+        variants = [(f"bare plain {count}", count, None, "now") for count in (1, SMALL_COUNT)]
+        variants += [(f"bare {kind} {count} {tree}", count, kind, tree)
+                     for count in (1, SMALL_COUNT) for kind in ("warm", "cold") for tree in trees]
+        for name, count, kind, tree in rotated(variants, r):
+            cache = None if kind is None else warm[tree] if kind == "warm" else cold_cache(tree)
+            data, _, _ = run_child(python, bare_import(count, rules if kind else None, cache), pythonpath=paths[tree])
+            assert data is not None and data["patched"] == [kind is not None] * count, (name, data)
+            s.add(name, data["seconds"])
+            s.added_modules[name] = data["added"]
+
+
+def bare_rows(s: Series, against: str | None) -> list[tuple[str, str, str, str, str]]:
+    ms = 1e3
+    rows = []
+    for count in (1, SMALL_COUNT):
+        what = "1 small module" if count == 1 else f"{count} small modules"
+        plain = f"bare plain {count}"
+        for kind, target in (("warm", "<= +0.5 ms" if count == 1 else ""), ("cold", "")):
+            for tree, label in (("now", ""), *((("against", f", {against}"),) if against else ())):
+                name = f"bare {kind} {count} {tree}"
+                added = paired_added(s, name, plain)
+                per = f" ({added / count * ms:+.3f} ms each)" if count > 1 else ""
+                rows.append((f"bare process, {kind} import of {what}{label}", s.cell(name, ms, "ms"),
+                             s.cell(plain, ms, "ms"), f"{added * ms:+.3f} ms{per}", target))
+    for tree, label in (("now", ""), *((("against", f", {against}"),) if against else ())):
+        extra = sorted(set(s.added_modules[f"bare warm 1 {tree}"]) - set(s.added_modules["bare plain 1"]))
+        own = [m for m in extra if m.startswith("astpatch.")]
+        others = [m for m in extra if m not in own]
+        rows.append((f"bare process, warm: modules imported besides the target{label}",
+                     f"{len(own)} of astpatch's{f' ({own[0]})' if len(own) == 1 else ''}, {len(others)} others"
+                     + (f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""),
+                     "0", "", "none but astpatch's"))
+    return rows
+
+
 # -- running and measuring ------------------------------------------------------------------------
 
 
@@ -266,6 +429,7 @@ def rotated(variants: list, round_: int) -> list:
 class Series:
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = {}
+        self.added_modules: dict[str, list[str]] = {}  # by variant: the modules its import added (last run)
 
     def add(self, name: str, value: float) -> None:
         self.values.setdefault(name, []).append(value)
@@ -427,6 +591,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="fresh processes per variant (default 15, quick 3)")
     parser.add_argument("--install-against", metavar="REV",
                         help="also time `import astpatch; astpatch.install()` side by side with git revision REV")
+    parser.add_argument("--against-tree", metavar="DIR",
+                        help="also time the warm imports with the astpatch package in DIR (a copy of another version, "
+                             "its rules/ beside it), side by side")
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 15)
     number = 2_000 if args.quick else 50_000
@@ -448,6 +615,7 @@ def main() -> int:
             f.write(MODULE_LEVEL_RULE)
         warm_module_cache = os.path.join(tmp, "warm-module-level")
         run_child(py210, import_astpatch(warm_module_cache, (module_rule,), alone=True))
+        against = warm_against(py210, tmp, args.against_tree, module_rule) if args.against_tree else []
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
             if trees is not None:
@@ -466,11 +634,13 @@ def main() -> int:
                     py210, import_astpatch(cache, (module_rule,), alone=True), importtime=True)),
                 ("cold module-level beside shipped", lambda cache=cold_cache + "-both": run_child(
                     py210, import_astpatch(cache, (module_rule,)), importtime=True)),
+                *against,
             ]
             for name, step in rotated(steps, r):
                 data, stderr, wall = step()
                 assert data is not None
                 s.add(f"{name} get_code", data["get_code"])
+                s.add(f"{name} find_spec and get_code", data["find_spec"] + data["get_code"])
                 s.add(f"{name} import", data["import"])
                 own, cumulative = importtime(stderr, MODULE)
                 s.add(f"{name} self", own)
@@ -511,12 +681,13 @@ def main() -> int:
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
         measure_startup(s, py210, tmp, rounds, {"now": trees[0], "before": trees[1]} if trees is not None else
                         {"now": startup_tree(venvs.ROOT, os.path.join(tmp, "startup-now"), py210)})
+        measure_bare(s, py210, tmp, rounds, args.against_tree)
 
-    report(s, rounds, args.install_against)
+    report(s, rounds, args.install_against, args.against_tree)
     return 0
 
 
-def report(s: Series, rounds: int, install_against: str | None = None) -> None:
+def report(s: Series, rounds: int, install_against: str | None = None, against_tree: str | None = None) -> None:
     ms, us, ns = 1e3, 1e6, 1e9
     warm_added = paired_added(s, "warm get_code", "plain get_code")
     warm_self_added = paired_added(s, "warm self", "plain self")
@@ -577,6 +748,7 @@ def report(s: Series, rounds: int, install_against: str | None = None) -> None:
         now, before = "import and install, now", "import and install, before"
         rows.append((f"import astpatch + install() vs {install_against}", s.cell(now, ms, "ms"),
                      s.cell(before, ms, "ms"), f"{paired_added(s, now, before) * ms:+.3f} ms", "<= +0 (no more than before)"))
+    rows += warm_rows(s, against_tree) + bare_rows(s, against_tree)
     rows += [
         ("call: patched dumps vs torch 2.13 dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.13", us, "us"),
          f"x{call_vs_213:.3f}", "within 2%"),

@@ -158,7 +158,8 @@ def test_the_committed_rule_applies_at_import_and_diff_shows_the_users_change(pr
 import astpatch, json
 astpatch.install(rules=[{str(project.rules_dir)!r}], cache_dir={str(project.cache)!r})
 import pkgx, pkgx.core
-from astpatch._base.lines import SHOWN, patched_source
+from astpatch._base.lines import patched_source
+from astpatch._hook.finder import SHOWN
 print(json.dumps({{m.__name__: patched_source(*SHOWN[m.__file__]) for m in (pkgx, pkgx.core)}}))
 print(json.dumps([[o.rule_id, o.status] for o in astpatch.applied()]))
 ''' + BEHAVIOUR

@@ -59,7 +59,8 @@ import astpatch, json, logging, sys
 astpatch.install(rules=[sys.argv[1]], cache_dir=sys.argv[2])
 import torch
 from torch._inductor import codecache
-from astpatch._base.lines import SHOWN, patched_source
+from astpatch._base.lines import patched_source
+from astpatch._hook.finder import SHOWN
 
 logging.getLogger("torch._inductor.codecache").disabled = True
 pickler = codecache.FxGraphCachePickler(torch.fx.symbolic_trace(torch.nn.Identity()))

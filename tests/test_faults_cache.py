@@ -52,7 +52,7 @@ def test_a_damaged_entry_is_ignored_with_one_message_and_replaced(scenario, how)
 
 def forge(entry, field: str, value) -> None:  # type: ignore[no-untyped-def]
     """Rewrite the recorded key of a valid entry, with a valid checksum: a 'foreign' entry."""
-    from astpatch._engine.cache import decode, encode
+    from astpatch._base.cache import decode, encode
 
     key, decoded = decode(entry.read_bytes())
     decoded.code = bytes(decoded.code)

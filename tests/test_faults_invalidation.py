@@ -61,7 +61,7 @@ def test_astpatch_upgraded(tmp_path):
     """A new astpatch version: its version is in the key."""
     s = Scenario(tmp_path)
     s.run().assert_patched(from_cache=False)
-    s.run(before="import astpatch._engine.cache as c; c.__version__ = '99.0'").assert_patched(from_cache=False)
+    s.run(before="import astpatch._base.cache as c; c.__version__ = '99.0'").assert_patched(from_cache=False)
     s.run().assert_patched(from_cache=True)
     assert len(s.entries()) == 2
 
@@ -172,7 +172,8 @@ def test_a_status_recorded_just_after_a_change_is_no_evidence(tmp_path):
     vouched for by its version, looked up again at a hit, and later by its status."""
     import sys
 
-    from astpatch._base.metadata import evidence_holds, find_version
+    from astpatch._base.cache import evidence_holds
+    from astpatch._base.metadata import find_version
 
     from conftest import install_dist
 

@@ -17,8 +17,7 @@ import pytest
 
 import astpatch
 from astpatch._base import outcomes as oc
-from astpatch._hook.finder import PatchingFinder
-from astpatch._hook.loader import PatchingLoader
+from astpatch._hook.finder import PatchingFinder, PatchingLoader
 
 from conftest import PICKLER_SOURCE, install_dist, rule
 

@@ -66,8 +66,9 @@ def settle() -> None:
 
 def test_install_executes_no_rule_file_until_one_of_its_modules_is_imported(tmp_path):
     """Thirty rule files: the first process executes them all at install() and writes the index; the next
-    executes none at install(), the one whose module it imports at that import, the rest when asked for
-    every rule (`handle.rules`); a third, once the files settled, too."""
+    executes none at install(), none at the import of a module of theirs that the cache has (the index
+    gives their fingerprints), and every one when asked for every rule (`handle.rules`); a third, once
+    the files settled, too. Without the cache entry, the one whose module is imported runs at that import."""
     s = Scenario(tmp_path, rule_file=None)
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -84,12 +85,16 @@ def test_install_executes_no_rule_file_until_one_of_its_modules_is_imported(tmp_
     later = 'import pickler\n    print("imported")\n    print(len(handle.rules))'
     for attempt in ("racy", "settled"):
         printed, data = steps(s, [rules], after=later)
-        assert printed == ["installed", "executed r07", "imported", *(e for e in everything if e != "executed r07"),
-                           "33"], attempt  # 30 and the shipped ones
+        assert printed == ["installed", "imported", *everything, "33"], attempt  # 30 and the shipped ones
         assert data["patched"] and data["outcomes"] == [["pickler-valueerror", "applied"]], attempt
         assert data["targets"] == sorted(["pickler", *(f"absent_{n}" for n in range(30) if n != 7)])
         assert data["at_install"] == data["at_import"] == []
         settle()
+    for entry in s.cache.glob("pickler-*"):
+        entry.unlink()
+    printed, data = steps(s, [rules], after=later)
+    assert printed == ["installed", "executed r07", "imported", *(e for e in everything if e != "executed r07"), "33"]
+    assert data["patched"] and data["outcomes"] == [["pickler-valueerror", "applied"]]
 
 
 def program(s: Scenario, rules: list[Path], cache: object, **env: str | None):
@@ -186,6 +191,36 @@ def test_a_rule_file_changed_added_removed_or_renamed_is_seen_by_the_next_proces
     assert gone["at_install"] == [f"astpatch: rule path {rules} does not exist; its rules are not loaded."]
 
 
+def test_a_rule_file_changed_after_install_runs_as_install_saw_it_or_as_executed(tmp_path):
+    """A rule file changed between install() and its module's import: on a miss the file is executed
+    then, and the entry written under its rules' real key, which the next process (index stale, file
+    executed at install()) finds; a cache hit runs the rule as the index (so install()) saw it, as a
+    program without the index, which executes every file at install(), would."""
+    s = Scenario(tmp_path, rule_file=None)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = rules / "a.py"
+    rule.write_text(marked("a", "pickler", "pickler-valueerror"))
+    steps(s, [rules], after="import pickler")  # the index and an entry
+
+    def change(old: str, new: str) -> str:
+        return (f"text = open({str(rule)!r}).read()\n    open({str(rule)!r}, 'w').write(text.replace({old!r}, {new!r}))\n"
+                "    import pickler\n    print(sorted(set(pickler.Pickler.dumps.__code__.co_names)"
+                " & {'ValueError', 'KeyError', 'IndexError'}))")
+
+    for entry in s.cache.glob("pickler-*"):
+        entry.unlink()
+    printed, miss = steps(s, [rules], after=change("ValueError", "KeyError"))
+    assert printed == ["installed", "executed a", "['KeyError']"]
+    assert miss["outcomes"] == [["pickler-valueerror", "applied"]]
+    (entry,) = s.cache.glob("pickler-*")
+    printed, later = steps(s, [rules], after="import pickler\n    print(pickler.Pickler.dumps.__code__.co_names)")
+    assert printed[0] == "executed a" and "KeyError" in printed[-1] and later["outcomes"] == miss["outcomes"]
+    assert list(s.cache.glob("pickler-*")) == [entry]  # found, not written again
+    printed, hit = steps(s, [rules], after=change("KeyError", "IndexError"))
+    assert printed == ["installed", "['KeyError']"] and hit["outcomes"] == miss["outcomes"]
+
+
 READS_ENVIRONMENT = {
     "an environment variable": ('import os\nmodule = os.environ["TARGET"]\n', lambda s, name: {"TARGET": name}),
     "a file": ('module = open(__file__[:-3] + ".txt").read()\n',
@@ -260,7 +295,7 @@ def test_a_rule_file_named_by_itself_is_examined_at_every_install(tmp_path):
     rule = own / "rule.py"
     rule.write_text(marked("rule", "pickler", "pickler-valueerror"))
     assert steps(s, [rule], after="import pickler")[1]["patched"] == ["pickler"]
-    assert steps(s, [rule], after="import pickler")[0] == ["installed", "executed rule"]
+    assert steps(s, [rule], after="import pickler")[0] == ["installed"]  # a cache hit: not executed
     os.chmod(own, 0o775)
     _, indexed = steps(s, [rule], after="import pickler")
     _, oracle = steps(s, [rule], after="import pickler", cache=False)
@@ -327,7 +362,7 @@ def test_a_damaged_index_is_replaced_without_a_word(tmp_path, damage):
     printed, damaged = steps(s, [rules], after="import pickler")
     assert (printed, damaged) == (["executed a", "installed"], first)
     assert index.is_file()  # rewritten (a regular file again)
-    assert steps(s, [rules], after="import pickler") == (["installed", "executed a"], first)
+    assert steps(s, [rules], after="import pickler") == (["installed"], first)  # a cache hit: not executed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +434,10 @@ def test_a_pending_key_rule_is_in_force_as_when_executed(tmp_path, monkeypatch, 
     executed = counting(monkeypatch)
     pending = indexed_set(store, [str(rules)], disabled)
     assert executed == [] and pending.modules() == eager.modules()
+    for module in sorted(eager.modules()):  # a cache key's view: executes no file
+        assert [(r.id, r.fingerprint()) for r in pending.keyed_for_module(module)] == [
+            (r.id, r.fingerprint()) for r in eager.for_module(module)]
+    assert executed == []
     for module in sorted(eager.modules()):
         assert [r.id for r in pending.for_module(module)] == [r.id for r in eager.for_module(module)]
     assert [r.id for r in pending.rules] == [r.id for r in eager.rules]

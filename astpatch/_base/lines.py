@@ -1,7 +1,8 @@
 """Lines of source text: spans that record a rewrite's changes, and blocks found by content.
 
-Kept apart from the rewrite engine so the warm path (a cache hit) can rebuild the patched text
-for `linecache` without importing the engine.
+Kept apart from the rewrite engine so that the patched text of a cache hit can be given to
+`linecache` without importing the engine (when the program uses `linecache`: see
+`astpatch._hook.finder.show_patched_text`).
 """
 
 from __future__ import annotations
@@ -50,13 +51,6 @@ class Span:
 
 MOVED_NOTE = "# astpatch: lines {start}-{end} of this file, as patched\n"
 INSERTED_NOTE = "# astpatch: inserted after line {end} of this file\n"
-
-
-# The files whose patched code runs in this process, by the path their code objects name: the
-# source bytes and the spans (as cached) that `linecache_lines` shows. Filled where the text is
-# given to `linecache`; read only by the coverage plugin (`astpatch.coverage`), which claims
-# these files and no others.
-SHOWN: dict[str, tuple[bytes, list[tuple]]] = {}
 
 
 def split_lines(text: str) -> list[str]:
@@ -186,25 +180,22 @@ del _name, _method
 
 def patched_source(source: bytes, spans: list[tuple]) -> str:
     """The module's patched text (for another hook's loader that compiles source itself)."""
-    from importlib._bootstrap_external import decode_source
+    from _frozen_importlib_external import decode_source
 
     return "".join(patched_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans]))
 
 
-def show_patched_source(path: str, size: int, mtime: float, source: bytes, spans: list[tuple]) -> None:
-    """Make tracebacks and `inspect.getsource` show the text that runs.
+def give_to_linecache(cache: dict, path: str, size: int, mtime: float, source: bytes, spans: list[tuple]) -> None:
+    """Put the text that runs into `linecache`'s `cache`, for tracebacks and `inspect.getsource`.
 
     The entry carries the real file's size and mtime, so `linecache.checkcache()` keeps it
     while the file is unchanged and drops it (falling back to the file) once it changes. The
-    lines themselves are built only if something reads them. `SHOWN` keeps the same for the
-    coverage plugin.
+    lines themselves are built only if something reads them.
     """
-    import linecache
 
     def make() -> list[str]:
-        from importlib._bootstrap_external import decode_source
+        from _frozen_importlib_external import decode_source
 
         return linecache_lines(split_lines(decode_source(source)), [Span.from_tuple(s) for s in spans])
 
-    linecache.cache[path] = (size, mtime, PatchedLines(make), path)
-    SHOWN[path] = (source, spans)
+    cache[path] = (size, mtime, PatchedLines(make), path)

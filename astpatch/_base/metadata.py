@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .trust import RACY_NS
+from .trust import RACY_NS, status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,15 +101,6 @@ def installed_version(distribution: str, near: str | None = None, paths: list[st
 Evidence = tuple
 
 
-
-def _stat(path: str) -> Evidence:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ("stat", path, None, None, None, None)
-    return ("stat", path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-
-
 def _settled(evidence: Evidence) -> bool:
     """Whether a recorded status can vouch for the file: it exists and has not changed just now."""
     import time
@@ -120,8 +111,8 @@ def _settled(evidence: Evidence) -> bool:
 
 def find_version(distribution: str, near: str | None = None,
                  paths: list[str] | None = None) -> tuple[str | None, tuple[Evidence, ...]]:
-    """`installed_version`, and the evidence for its answer, which `evidence_holds` checks later
-    with one `stat` per item instead of searching again (a cache hit's whole cost of versions).
+    """`installed_version`, and the evidence for its answer, which `cache.evidence_holds` checks
+    later with one `stat` per item instead of searching again (a cache hit's whole cost of versions).
 
     A version read from a METADATA file holds while that file does (an upgrade replaces the
     `.dist-info` directory, a reinstall the file); "not installed" holds while no `sys.path`
@@ -135,7 +126,7 @@ def find_version(distribution: str, near: str | None = None,
         directory = metadata_dir(entry, wanted)
         version, path = _read_version(directory) if directory is not None else (None, "")
         if version is not None:
-            evidence = _stat(path)
+            evidence = status_evidence(path)
             if _settled(evidence):
                 return version, (evidence,)
             return version, (("version", distribution, near, version),)
@@ -149,22 +140,8 @@ def find_version(distribution: str, near: str | None = None,
         version = metadata.version(distribution)
     except metadata.PackageNotFoundError:
         # Not installed: that holds while no directory it could be installed into changes.
-        listed = tuple(_stat(os.path.abspath(entry or ".")) for entry in dict.fromkeys(entries))
+        listed = tuple(status_evidence(os.path.abspath(entry or ".")) for entry in dict.fromkeys(entries))
         if all(_settled(e) or e[2] is None for e in listed):
             return None, listed
         version = None
     return version, (("version", distribution, near, version),)
-
-
-def evidence_holds(evidence: tuple[Evidence, ...]) -> bool:
-    """Whether `find_version` would still give the answers this evidence was recorded with."""
-    for item in evidence:
-        if item[0] == "stat":
-            if _stat(item[1]) != item:
-                return False
-        elif item[0] == "version":
-            if find_version(item[1], item[2])[0] != item[3]:
-                return False
-        else:
-            return False
-    return True

@@ -24,6 +24,7 @@ import _thread
 import os
 import stat
 import time
+from io import FileIO
 
 from .messages import trace, warn
 from .trust import file_type, untrusted, untrusted_links
@@ -236,14 +237,14 @@ class Store:
                 raise Unreadable("damaged", f"it is {file_type(mode)}")
             # O_NONBLOCK: should it become a FIFO in between, opening it does not wait for a writer.
             flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-            with open(os.open(path, flags), "rb") as f:
+            with FileIO(os.open(path, flags)) as f:  # unbuffered: the whole file in one read
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     raise Unreadable("damaged", f"it is {file_type(st.st_mode)}")
                 unsafe = untrusted(st)
                 if unsafe:
                     raise Unreadable("untrusted", unsafe)
-                return f.read()
+                return f.readall()
         except FileNotFoundError:
             raise Unreadable("missing", "it does not exist") from None
         except OSError as error:

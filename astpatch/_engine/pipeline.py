@@ -2,8 +2,8 @@
 
 Key, cache lookup, rewrite and store in one place, used alike by the loader, the live patching of
 modules imported too early, `astpatch cache warm` and the benchmark, so all of them agree on the
-key and on what runs. The loader looks the cache up first (`cache.lookup`) and imports this module
-only on a miss.
+key and on what runs. The loader looks the cache up first (`astpatch._base.cache.lookup`) and
+imports this module only on a miss.
 
 What is stored is what the rules and the sources decide, and nothing that the moment decides.
 A failure of the environment gives the module upstream's code in this process, with the reason
@@ -28,11 +28,12 @@ import marshal
 import time
 
 from .._base import outcomes as oc
+from .._base.cache import SUFFIX, Built, Cache, Entry, Lookup, lookup
 from .._base.messages import trace
+from .._base.metadata import find_version
 from .._base.modulefiles import SourceNotFound
 from .._model.entrypoints import INDEX_SUFFIX
 from .apply import ENVIRONMENTAL
-from .cache import SUFFIX, Built, Cache, Entry, Lookup, lookup
 
 # The most astpatch's files (entries and entry-point indexes) may take in the cache directory; beyond
 # it, the least recently used go first. A large module's entry takes a few megabytes.
@@ -60,7 +61,8 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         looked_up = lookup(fullname, path, source, rules, cache)
     if looked_up.built is not None:
         return looked_up.built
-    key, versions, others = looked_up.key, looked_up.versions, looked_up.others
+    key, others = looked_up.key, looked_up.others
+    versions, checks = environment(path, rules)
     if looked_up.unreadable:
         module, error = next(iter(looked_up.unreadable.items()))
         return _not_cached(fullname, rules, versions, f"the source of {module} cannot be read ({error})")
@@ -101,7 +103,7 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         [o.to_tuple() for o in result.outcomes],
         spans,
         marshal.dumps(result.code) if result.code is not None else None,
-        looked_up.checks,
+        checks,
     )
     started = time.perf_counter()
     stored = cache.store_entry(key, entry)
@@ -110,6 +112,23 @@ def build(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cac
         _tidied.add(cache.directory)
         tidy(cache, keep=key.file_name())
     return Built(result.code, result.outcomes, spans)
+
+
+_libcst: tuple | None = None
+
+
+def environment(path: str, rules: list[Rule]) -> tuple[dict[str, str | None], tuple]:
+    """The gated distributions' versions, by name, and the evidence for them and for libcst's
+    version (libcst prints the edited functions): what an entry records as its `checks`."""
+    global _libcst
+    if _libcst is None:
+        _libcst = find_version("libcst", near=__file__)[1]
+    versions: dict[str, str | None] = {}
+    checks = list(_libcst)
+    for distribution in sorted({r.gate_distribution for r in rules if r.gate_distribution}):
+        versions[distribution], evidence = find_version(distribution, near=path)
+        checks.extend(evidence)
+    return versions, tuple(checks)
 
 
 def _not_cached(fullname: str, rules: list[Rule], versions: dict[str, str | None], cause: str) -> Built:

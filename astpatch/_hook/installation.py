@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .._base import outcomes as oc
-    from .._engine.cache import Cache
+    from .._base.cache import Cache
     from .._model.rule import Rule
 
 _lock = _thread.RLock()
@@ -75,6 +75,7 @@ class Installation:
         with _lock:
             while self.finder in sys.meta_path:
                 sys.meta_path.remove(self.finder)
+            self.finder.removed()
             self.active = False
             if _current is self:
                 _current = None

@@ -14,8 +14,8 @@ import os
 import types
 
 from .._base import outcomes as oc
-from .._base.lines import show_patched_source
 from .._engine.pipeline import build
+from .finder import show_patched_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,5 +131,5 @@ def patch_imported_module(session: Session, name: str, module: types.ModuleType)
         result.append(oc.Outcome(o.rule_id, name, oc.FAILED, reason, o.from_cache, o.version))
     if any(o.status == oc.APPLIED for o in result):
         st = os.stat(path)
-        show_patched_source(path, st.st_size, st.st_mtime, source, spans)
+        show_patched_text(path, st.st_size, st.st_mtime, source, spans)
     return result

@@ -11,9 +11,12 @@ from .._base.messages import trace, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._base.cache import Cache
     from .._base.store import Store
-    from .._engine.cache import Cache
     from .._model.rule import Rule
+    from .._model.ruleindex import IndexedRule
     from .._model.ruleset import RuleSet
 
 
@@ -31,7 +34,7 @@ class Session:
     def cache(self) -> Cache:
         """The code cache, made at the first target import: `install()` does not load the engine."""
         if self._cache is None:
-            from .._engine.cache import Cache
+            from .._base.cache import Cache
 
             self._cache = Cache(self.store)
         return self._cache
@@ -61,17 +64,21 @@ class Session:
         if not problems and self.store.usable(create=True):
             entrypoints.write_index(self.store, found, taken)
 
-    def imported_without(self, module: str, rules: list[Rule]) -> dict[str, str]:
+    def imported_without(self, module: str, rules: Sequence[Rule | IndexedRule]) -> dict[str, str]:
         """By rule id, why a rule over several modules cannot apply in `module`: another of its
         modules already runs without its part (it failed there, or was imported before install())."""
         import sys
 
-        recorded = {(o.rule_id, o.module): o for o in oc.recorded()}
         late: dict[str, str] = {}
+        recorded: dict[tuple[str, str], oc.Outcome] | None = None  # read only for a rule over several modules
         for rule in rules:
             for other in rule.modules:
+                if other == module or other not in sys.modules:
+                    continue
+                if recorded is None:
+                    recorded = {(o.rule_id, o.module): o for o in oc.recorded()}
                 done = recorded.get((rule.id, other))
-                if other == module or other not in sys.modules or (done is not None and done.status == oc.APPLIED):
+                if done is not None and done.status == oc.APPLIED:
                     continue
                 late[rule.id] = done.reason if done is not None else (
                     f"{other} was imported without its part of the rule (before astpatch.install()), so no part "
@@ -105,6 +112,8 @@ class Session:
             source = "cache" if o.from_cache else "rewrite"
             trace(f"{o.module}: rule {o.rule_id}: {o.status} ({source}){': ' + o.reason if o.reason else ''}",
                   outcome=True)
+            if o.status not in oc.PROBLEMS and not (o.status == oc.NOT_APPLICABLE and o.version is None):
+                continue  # nothing to say, so the rule is not looked up: a pending rule file stays pending
             rule = self.rules.get(o.rule_id)
             if o.status == oc.NOT_APPLICABLE and o.version is None and rule is not None and rule.gate_distribution:
                 # The gate names a distribution that is not installed (a typo, often).

@@ -16,8 +16,6 @@ A source without the rule's module (`module-missing`) gets `absent`.
 
 from __future__ import annotations
 
-import copy
-
 from .._base import outcomes as oc
 from .._model.rule import Rule
 from .evaluate import evaluate, outcomes_by_rule
@@ -42,13 +40,6 @@ _OF_STATUS = {oc.APPLIED: APPLIES, oc.ALREADY_FIXED: UPSTREAM, oc.NOT_APPLICABLE
               oc.MODULE_MISSING: ABSENT, **{status: CONFLICTS for status in oc.PROBLEMS}}
 
 
-def ungated(rule: Rule) -> Rule:
-    """The same rule without its gate: what its edit does to a source, whatever the version."""
-    found = copy.copy(rule)
-    found.gate = None
-    return found
-
-
 def verdicts(rules: list[Rule], sources: Sources, outcomes: dict[str, oc.Outcome],
              dist_version: str | None = None) -> tuple[dict[str, str], dict[str, oc.Outcome]]:
     """Each rule's verdict on `sources`, by rule id, from its outcome there (see the module's docstring);
@@ -57,7 +48,7 @@ def verdicts(rules: list[Rule], sources: Sources, outcomes: dict[str, oc.Outcome
     for rule in rules:
         status = outcomes[rule.id].status
         if status == oc.NOT_APPLICABLE and rule.gate is not None:
-            outcome = outcomes_by_rule(evaluate([ungated(rule)], sources, dist_version))[rule.id]
+            outcome = outcomes_by_rule(evaluate([rule.without_gate()], sources, dist_version))[rule.id]
             without_gate[rule.id] = outcome
             status = outcome.status
             found[rule.id] = OUTSIDE_GATE if status in (oc.APPLIED, oc.NOT_APPLICABLE) else _OF_STATUS[status]

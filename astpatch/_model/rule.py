@@ -127,7 +127,7 @@ class Rule:
       functions, classes, module top levels and modules.
     """
 
-    __slots__ = ("id", "summary", "changes", "upstream", "gate", "written_for", "origin")
+    __slots__ = ("id", "summary", "changes", "upstream", "gate", "written_for", "origin", "_fingerprint")
 
     def __init__(
         self,
@@ -177,6 +177,7 @@ class Rule:
         self.gate = gate.strip() if gate else None
         self.written_for = written_for.strip() if written_for else None
         self.origin = "<declared in code>"  # the rule file, once loaded from one
+        self._fingerprint: str | None = None
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -220,8 +221,21 @@ class Rule:
         return "" if self.gate is None else split_gate(self.gate)[1]  # type: ignore[index]
 
     def fingerprint(self) -> str:
-        """Everything about the rule that can change the code it produces."""
-        return f"{self.id}|{self.gate}|{'|'.join(c.fingerprint() for c in self.changes)}"
+        """Everything about the rule that can change the code it produces. Made when a key first
+        needs it, not when the rule is declared (install() loads rules that no import may meet),
+        and kept: a rule is data, not changed once declared."""
+        if self._fingerprint is None:
+            self._fingerprint = f"{self.id}|{self.gate}|{'|'.join(c.fingerprint() for c in self.changes)}"
+        return self._fingerprint
+
+    def without_gate(self) -> Rule:
+        """The same rule without its gate: what its edits do to a source, whatever the version."""
+        import copy
+
+        found = copy.copy(self)
+        found.gate = None
+        found._fingerprint = None  # the gate is part of it
+        return found
 
     def __repr__(self) -> str:
         return f"Rule(id={self.id!r}, modules={list(self.modules)!r}, gate={self.gate!r})"

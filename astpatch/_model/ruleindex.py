@@ -5,12 +5,13 @@ Executing a rule file costs tens of microseconds (far more without a current `.p
 program with many rule files would pay at every start-up. So the index, one small file in the
 cache directory for each list of rule paths (and astpatch version and interpreter), records for
 each rule file the evidence of its content (`entrypoints.evidence`: its status, and its digest
-while that status is too recent to vouch for it, `trust.RACY_NS`) and its rules' ids, modules
-and key packages; and for each rule directory its entries and status. `install()` takes each
+while that status is too recent to vouch for it, `trust.RACY_NS`) and its rules' ids, modules,
+key packages and fingerprints; and for each rule directory its entries and status. `install()` takes each
 file's evidence (one `stat`; a directory is listed again only when its status changed), and a
 file whose evidence holds joins the rule set pending, in its place in the load order: it is
-executed when one of its modules is imported, or when every rule is asked for
-(`Installation.rules`). Any other file is executed at `install()`, as without an index:
+executed when one of its modules is imported and the cache has no entry for it (a cache hit
+takes the rules' fingerprints from the index: `RuleSet.keyed_for_module`), or when every rule
+is asked for (`Installation.rules`). Any other file is executed at `install()`, as without an index:
 - a file added or changed since the index was written (and the index is rewritten);
 - a file whose rules may depend on more than its own text (it imports a module other than
   astpatch, or names `open`, `exec`, `eval`...: see `rulefiles.load_rule_file`), at every start;
@@ -44,10 +45,11 @@ if TYPE_CHECKING:
     from .._base.store import Store
     from .rule import Rule
 
-    Indexed = tuple[tuple[str, tuple[str, ...], "str | None"], ...]  # (id, modules, key package) a rule
+    # (id, modules, key package or None, fingerprint) of each rule of a file
+    Indexed = tuple[tuple[str, tuple[str, ...], "str | None", str], ...]
 
 INDEX_PREFIX = "rule-files-"
-_FORMAT = 1
+_FORMAT = 2
 
 
 def index_name(paths: list[str]) -> str:
@@ -70,7 +72,23 @@ class PendingFile:
         self.path = path  # absolute: the working directory may change before it is executed
         self.check = check
         self.slot = slot
-        self.rules = rules  # (id, modules, key package or None) of each rule, in the file's order
+        self.rules = rules  # (id, modules, key package or None, fingerprint) of each rule, in the file's order
+
+
+class IndexedRule:
+    """A rule of a pending rule file, as the index records it: what a cache lookup takes of a rule,
+    so that a cache hit executes no rule file (its fingerprint is a function of the file's text
+    and astpatch's version, both of which the index's evidence and name cover)."""
+
+    __slots__ = ("id", "modules", "_fingerprint")
+
+    def __init__(self, rule_id: str, modules: tuple[str, ...], fingerprint: str) -> None:
+        self.id = rule_id
+        self.modules = modules
+        self._fingerprint = fingerprint
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
 
 def _writable(directory: str) -> bool:
@@ -153,7 +171,7 @@ class RuleIndex:
         self.files[path] = (*proof, None)
         rules = load_rule_file(path, check, depends)
         if not depends:
-            self.files[path] = (*proof, tuple((r.id, r.modules, r.key_package) for r in rules))
+            self.files[path] = (*proof, tuple((r.id, r.modules, r.key_package, r.fingerprint()) for r in rules))
         return rules
 
     def save(self) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from .entrypoints import Plugin
     from .rule import Rule
-    from .ruleindex import PendingFile, RuleIndex
+    from .ruleindex import IndexedRule, PendingFile, RuleIndex
 
 
 def standard_sources(extra: Iterable[Rule | str | os.PathLike[str]] = ()) -> list:
@@ -41,28 +41,6 @@ def load_rules(sources: Iterable[Rule | str | os.PathLike[str]], report: Callabl
     ruleset = RuleSet(report)
     ruleset.load(sources)
     return ruleset.rules
-
-
-def rules_in_force(extra: Iterable[Rule | str | os.PathLike[str]], report: Callable[[str], None],
-                   failed: list[str] | None = None) -> RuleSet:
-    """The rule set a process would have with `install(rules=extra)`, other distributions'
-    rules loaded now: for the command line and the pytest plugin, which read no index. `failed`,
-    when given, receives the problems of the files of `extra` that could not be loaded."""
-    from .entrypoints import discover
-
-    disabled = settings.disabled()
-    ruleset = RuleSet(report, frozenset() if disabled.everything else disabled.rule_ids)
-    if not disabled.everything:
-        ruleset.load(standard_sources())
-        problems = ruleset.load(extra)
-        if failed is not None:
-            failed.extend(problems)
-        ruleset.add(discover(report)[1])
-    return ruleset
-
-
-class UnknownRule(LookupError):
-    """`select` was given a name that is no rule's id or module."""
 
 
 class RuleSet:
@@ -153,7 +131,7 @@ class RuleSet:
 
     def _add_file(self, file: PendingFile) -> None:
         """Register a pending rule file from what its index entry says of its rules."""
-        for position, (rule_id, modules, key_package) in enumerate(file.rules):
+        for position, (rule_id, modules, key_package, _) in enumerate(file.rules):
             self.seen_ids.add(rule_id)
             if rule_id in self.disabled:
                 continue
@@ -184,7 +162,7 @@ class RuleSet:
             if file.slot in self._executed:
                 return
             self._executed.add(file.slot)
-            for module in {m for _, modules, _ in file.rules for m in modules}:
+            for module in {m for _, modules, _, _ in file.rules for m in modules}:
                 waiting = self._files.get(module)
                 if waiting is not None and file in waiting:
                     waiting.remove(file)
@@ -280,13 +258,49 @@ class RuleSet:
         """The rules on `module`, in order; loads the rule files and entry points pending for it first."""
         for file in list(self._files.get(module, ())):
             self._load_file(file)
+        self._load_plugins(module)
+        return self._by_module.get(module, [])
+
+    def keyed_for_module(self, module: str) -> list[Rule | IndexedRule]:
+        """The rules on `module` as `for_module` gives them, but those of pending rule files as
+        their index records them, not executed: enough for a cache key (ids, modules, fingerprints).
+        Entry points pending for the module are loaded (no index records their rules' fingerprints)."""
+        from .ruleindex import IndexedRule  # loaded already: only the index makes files pending
+
+        with self._lock:
+            self._load_plugins(module)
+            for file in list(self._files.get(module, ())):
+                try:  # trusted still, as executing it would check first (a few `stat`s)
+                    examine_rule_file(file.path, file.check)
+                except RuleFileError:
+                    self._load_file(file)  # which reports it, as for_module would
+            files = self._files.get(module)
+            if not files:
+                return list(self._by_module.get(module, []))
+            ranked: list[tuple[tuple[int, ...], Rule | IndexedRule]] = [
+                (self._ranks[r.id], r) for r in self._by_module.get(module, [])]
+            for file in files:
+                for position, (rule_id, modules, key_package, fingerprint) in enumerate(file.rules):
+                    if module not in modules or self._claims.get(rule_id, ())[:2] != (file.slot, position):
+                        continue  # another module's, or disabled, or another rule has its id
+                    if key_package is None:
+                        rank: tuple[int, ...] = (file.slot, 0, position)
+                    elif rule_id in self._activated:
+                        rank = (self._activated[rule_id], 1, file.slot, position)
+                    else:
+                        continue
+                    ranked.append((rank, IndexedRule(rule_id, modules, fingerprint)))
+            ranked.sort(key=lambda item: item[0])
+            return [rule for _, rule in ranked]
+
+    def _load_plugins(self, module: str) -> None:
+        """Import the entry points pending for `module` and add their rules."""
         pending = self._pending.pop(module, None)
         for plugin in pending or ():
             try:
                 self.add(plugin.load())
             except Exception as error:
                 self.report(plugin.failed(error))
-        return self._by_module.get(module, [])
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule in force with this id; a pending rule file that has it is executed first."""
@@ -299,18 +313,6 @@ class RuleSet:
     def unknown_disabled(self) -> list[str]:
         """The ids ASTPATCH_DISABLE names that no loaded rule has."""
         return sorted(self.disabled - self.seen_ids)
-
-    def select(self, names: Iterable[str]) -> list[Rule]:
-        """The rules named by id or by module, in the order named; `UnknownRule` for a name that is neither."""
-        rules = self.rules
-        chosen: list[Rule] = []
-        for name in names:
-            matched = [r for r in rules if name == r.id or name in r.modules]
-            if not matched:
-                known = ", ".join(sorted(r.id for r in rules)) or "none"
-                raise UnknownRule(f"no rule has the id or module {name!r} (known rule ids: {known})")
-            chosen.extend(r for r in matched if r not in chosen)
-        return chosen
 
 
 def _in(module: str, package: str) -> bool:

@@ -14,8 +14,8 @@ import time
 
 from .._base import outcomes as oc
 from .._base import settings
+from .._base.cache import SUFFIX, Cache, read_entry
 from .._base.store import OwnFile, Store
-from .._engine.cache import SUFFIX, Cache, read_entry
 from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules, status
 
 

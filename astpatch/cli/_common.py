@@ -9,12 +9,12 @@ import sys
 
 from .._base import settings
 from .._base.messages import trace
+from .._model.inforce import rules_in_force
 from .._model.rule import Rule
-from .._model.ruleset import UnknownRule, rules_in_force
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from .._inspect.environment import Environment
 
@@ -89,12 +89,21 @@ def load_rules(extra: list[str], only: list[str] | None = None) -> Rules:
             print(message, file=sys.stderr)
     for problem in broken:  # a file the user named must load, or the command fails
         print(f"astpatch: error: {problem}", file=sys.stderr)
-    try:
-        rules = Rules(ruleset.select(only) if only else ruleset.rules)
-    except UnknownRule as error:
-        raise UsageError(str(error)) from None
+    rules = Rules(select(ruleset.rules, only) if only else ruleset.rules)
     rules.broken = broken
     return rules
+
+
+def select(rules: list[Rule], names: Iterable[str]) -> list[Rule]:
+    """The rules named by id or by module, in the order named; a name that is neither is a usage error."""
+    chosen: list[Rule] = []
+    for name in names:
+        matched = [r for r in rules if name == r.id or name in r.modules]
+        if not matched:
+            known = ", ".join(sorted(r.id for r in rules)) or "none"
+            raise UsageError(f"no rule has the id or module {name!r} (known rule ids: {known})")
+        chosen.extend(r for r in matched if r not in chosen)
+    return chosen
 
 
 def status(found: int, rules: Rules) -> int:

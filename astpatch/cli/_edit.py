@@ -124,11 +124,10 @@ def _result(rule: Rule) -> dict[str, str]:
     for the installed release); where it does not apply, the installed text, and why on stderr."""
     from .._base import outcomes as oc
     from .._inspect.evaluate import evaluate
-    from .._inspect.verdicts import ungated
     from ._common import installed_sources
 
     texts = {}
-    for report in evaluate([ungated(rule)], installed_sources()):
+    for report in evaluate([rule.without_gate()], installed_sources()):
         (_, outcome), = report.outcomes
         if outcome.status == oc.MODULE_MISSING:
             raise UsageError(f"rule {rule.id}: {outcome.reason}")

@@ -1,18 +1,19 @@
 """The on-disk cache of rewritten modules: entries, their keys, their file format, and the lookup.
 
 The lookup (`lookup`) is the whole warm path of an import: the key, one file read, the code
-unmarshalled. It needs nothing but this module and the base layer, so a cache hit imports
-neither the rewrite engine nor libcst.
+unmarshalled. It is the one module a cache hit imports (in the base layer, whose directory
+`install()` already had listed) and it imports nothing CPython has not loaded at start-up: no
+zlib, no `importlib.util`, no `linecache`; neither the rewrite engine nor libcst.
 
 An entry holds what a rewrite produced: the outcomes, the replaced line spans (so tracebacks
 and `inspect` can show the patched text without redoing the rewrite) and the marshalled code,
 or no code when nothing was applied (then upstream's own code runs and its normal `.pyc` is
-used). Reading an entry never imports libcst.
+used).
 
 Each entry records its full `CacheKey`. The file name is derived from that key, and the recorded
 key is compared again after reading, so a renamed or colliding file is never executed. A
-checksum over the body catches truncation and corruption. Files are written and trusted through
-`astpatch._base.store` (atomic writes, owner and mode checks).
+checksum over the body (SipHash, as CPython's hash-based pycs use: no module to import) catches
+truncation and corruption. Files are written and trusted through `astpatch._base.store`.
 
 This cache is astpatch's own and does not follow PYTHONDONTWRITEBYTECODE, which is about
 `__pycache__` directories beside the sources; astpatch never writes there. To turn the cache
@@ -24,29 +25,34 @@ from __future__ import annotations
 import _imp
 import marshal
 import sys
-import zlib
-from importlib._bootstrap_external import MAGIC_NUMBER
+from _frozen_importlib_external import MAGIC_NUMBER  # importlib.util's, without importing importlib
 
-from .._base import __version__
-from .._base import outcomes as oc
-from .._base.messages import trace, warn
-from .._base.metadata import evidence_holds, find_version
-from .._base.store import Store, Unreadable
+from . import __version__
+from . import outcomes as oc
+from .messages import trace, warn
+from .store import Store, Unreadable
+from .trust import status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import CodeType
-    from typing import Any
+    from typing import Any, Protocol
 
-    from .._model.rule import Rule
+    class KeyedRule(Protocol):  # what the key takes of a rule (astpatch._model.rule.Rule)
+        @property
+        def modules(self) -> tuple[str, ...]: ...
 
-# An entry: magic and format (9 bytes), a CRC-32 of the rest (4), the length of the metadata
+        def fingerprint(self) -> str: ...
+
+# An entry: magic and format (9 bytes), the checksum of the rest (8), the length of the metadata
 # (4), the metadata (marshalled key, outcomes, spans, checks), then the marshalled code, or nothing.
 # The code comes last, unwrapped, so a hit unmarshals it straight from the file's bytes.
 _MAGIC = b"astpatch"
-FORMAT = 5
+FORMAT = 6
 _HEADER = _MAGIC + bytes([FORMAT])
 SUFFIX = ".astpatch"
+_CHECKSUM_KEY = int.from_bytes(b"astp", "little")  # SipHash's key for the checksum: any constant a C long holds
 
 
 class CacheKey:
@@ -68,8 +74,9 @@ class CacheKey:
         # their sources decide whether such a rule applies here too.
         self.others = others
 
-    def as_tuple(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+    def as_tuple(self) -> tuple:  # in the order of __slots__
+        return (self.astpatch, self.magic, self.optimize, self.module, self.path, self.source_hash, self.rules,
+                self.others)
 
     @classmethod
     def from_tuple(cls, data: tuple) -> CacheKey:
@@ -96,7 +103,7 @@ class CacheKey:
 class Entry:
     """What a rewrite produced, and `checks`: the evidence (see `metadata.find_version`) for the
     versions it was made with, the gated distributions' and libcst's, which a hit verifies with
-    a `stat` each instead of looking the versions up."""
+    a `stat` each instead of looking the versions up (`evidence_holds`)."""
 
     __slots__ = ("outcomes", "spans", "code", "checks")
 
@@ -109,10 +116,9 @@ class Entry:
 
 
 def encode(key: CacheKey, entry: Entry) -> bytes:
-    """An entry file's bytes."""
     meta = marshal.dumps((key.as_tuple(), entry.outcomes, entry.spans, entry.checks))
     body = len(meta).to_bytes(4, "little") + meta + (entry.code or b"")
-    return _HEADER + zlib.crc32(body).to_bytes(4, "little") + body
+    return _HEADER + _imp.source_hash(_CHECKSUM_KEY, body) + body
 
 
 def decode(data: bytes) -> tuple[CacheKey, Entry] | str:
@@ -122,18 +128,35 @@ def decode(data: bytes) -> tuple[CacheKey, Entry] | str:
     if data[: len(_HEADER)] != _HEADER:
         return "another format"
     view = memoryview(data)[len(_HEADER) :]
-    if len(view) < 8 or zlib.crc32(view[4:]) != int.from_bytes(view[:4], "little"):
+    if len(view) < 12 or _imp.source_hash(_CHECKSUM_KEY, view[8:]) != view[:8]:
         return "its checksum does not match (truncated or altered)"
-    size = int.from_bytes(view[4:8], "little")
+    size = int.from_bytes(view[8:12], "little")
     try:
-        key, outcomes, spans, checks = marshal.loads(view[8 : 8 + size])
+        key, outcomes, spans, checks = marshal.loads(view[12 : 12 + size])
         key = CacheKey.from_tuple(key)
     except Exception as error:  # marshal raises several types on bad input; a key of another shape
         return f"it does not unmarshal ({type(error).__name__})"
     if not isinstance(outcomes, list) or not isinstance(spans, list) or not isinstance(checks, tuple):
         return "its contents have the wrong shape"
-    code = view[8 + size :]
+    code = view[12 + size :]
     return key, Entry(outcomes, spans, code if len(code) else None, checks)
+
+
+def evidence_holds(evidence: tuple[tuple, ...]) -> bool:
+    """Whether `metadata.find_version` would still give the answers an entry's checks were recorded
+    with: one `stat` per file; only evidence that a status cannot give asks for the version again."""
+    for item in evidence:
+        if item[0] == "stat":
+            if status_evidence(item[1]) != item:
+                return False
+        elif item[0] == "version":
+            from .metadata import find_version
+
+            if find_version(item[1], item[2])[0] != item[3]:
+                return False
+        else:
+            return False
+    return True
 
 
 class Cache:
@@ -220,24 +243,8 @@ class Built:
         self.spans = spans
 
 
-_libcst: tuple | None = None
-
-
-def environment(path: str, rules: list[Rule]) -> tuple[dict[str, str | None], tuple]:
-    """The gated distributions' versions, by name, and the evidence for them and for libcst's
-    version (libcst prints the edited functions): what an entry records as its `checks`."""
-    global _libcst
-    if _libcst is None:
-        _libcst = find_version("libcst", near=__file__)[1]
-    versions: dict[str, str | None] = {}
-    checks = list(_libcst)
-    for distribution in sorted({r.gate_distribution for r in rules if r.gate_distribution}):
-        versions[distribution], evidence = find_version(distribution, near=path)
-        checks.extend(evidence)
-    return versions, tuple(checks)
-
-
-def other_sources(fullname: str, rules: list[Rule], unreadable: dict[str, str]) -> dict[str, tuple[str, bytes] | None]:
+def other_sources(fullname: str, rules: Sequence[KeyedRule],
+                  unreadable: dict[str, str]) -> dict[str, tuple[str, bytes] | None]:
     """The (path, bytes) of every other module that a rule on `fullname` also changes (None when
     it has no source file): they decide, with this one, whether such a rule applies. One that
     exists but cannot be read (an I/O error, a permission) is None and goes into `unreadable`,
@@ -246,7 +253,7 @@ def other_sources(fullname: str, rules: list[Rule], unreadable: dict[str, str]) 
     for module in (m for rule in rules for m in rule.modules if m != fullname):
         if module in found:
             continue
-        from .._base.modulefiles import SourceNotFound, locate
+        from .modulefiles import SourceNotFound, locate
 
         try:
             path = locate(module)
@@ -259,7 +266,11 @@ def other_sources(fullname: str, rules: list[Rule], unreadable: dict[str, str]) 
     return found
 
 
-def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule],
+# The key that CPython's hash-based pycs use for the source hash (importlib.util.source_hash).
+_RAW_MAGIC = int.from_bytes(MAGIC_NUMBER, "little")
+
+
+def cache_key(fullname: str, path: str, source: bytes, rules: Sequence[KeyedRule],
               others: dict[str, tuple[str, bytes] | None] | None = None) -> CacheKey:
     """The key for these rules on this source (the versions they depend on are the entry's checks)."""
     return CacheKey(
@@ -275,28 +286,21 @@ def cache_key(fullname: str, path: str, source: bytes, rules: list[Rule],
     )
 
 
-# The key that CPython's hash-based pycs use for the source hash (importlib.util.source_hash).
-_RAW_MAGIC = int.from_bytes(MAGIC_NUMBER, "little")
-
-
 class Lookup:
-    """A key and what the cache holds for it: `built` on a hit; on a miss, the versions and their
-    evidence (`checks`) for the rewrite, the other modules' sources it reads, and those that cannot be read."""
+    """A key and what the cache holds for it: `built` on a hit; on a miss, the other modules'
+    sources the rewrite reads, and those that cannot be read."""
 
-    __slots__ = ("key", "built", "versions", "checks", "others", "unreadable")
+    __slots__ = ("key", "built", "others", "unreadable")
 
     def __init__(self, key: CacheKey, built: Built | None, others: dict[str, tuple[str, bytes] | None],
-                 versions: dict[str, str | None] | None = None, checks: tuple = (),
                  unreadable: dict[str, str] | None = None) -> None:
         self.key = key
         self.built = built
         self.others = others
-        self.versions = versions or {}
-        self.checks = checks
         self.unreadable = unreadable or {}
 
 
-def lookup(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Cache) -> Lookup:
+def lookup(fullname: str, path: str, source: bytes, rules: Sequence[KeyedRule], cache: Cache) -> Lookup:
     """The key for `rules` on this source, and the cached result for it if there is a usable one."""
     unreadable: dict[str, str] = {}
     others = other_sources(fullname, rules, unreadable)
@@ -312,5 +316,4 @@ def lookup(fullname: str, path: str, source: bytes, rules: list[Rule], cache: Ca
                 return Lookup(key, Built(code, outcomes, entry.spans), others)
             except Exception as error:
                 trace(f"{fullname}: cached entry unusable ({error}); rewriting")
-    versions, checks = environment(path, rules)
-    return Lookup(key, None, others, versions, checks, unreadable)
+    return Lookup(key, None, others, unreadable)
