@@ -615,7 +615,10 @@ def main() -> int:
             f.write(MODULE_LEVEL_RULE)
         warm_module_cache = os.path.join(tmp, "warm-module-level")
         run_child(py210, import_astpatch(warm_module_cache, (module_rule,), alone=True))
-        against = warm_against(py210, tmp, args.against_tree, module_rule) if args.against_tree else []
+        # The other astpatch compiled, as an installed one is (else each of its modules compiles at every import).
+        against_tree = startup_tree(Path(args.against_tree), os.path.join(tmp, "against-tree"), py210) \
+            if args.against_tree else None
+        against = warm_against(py210, tmp, against_tree, module_rule) if against_tree else []
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
             if trees is not None:
@@ -681,7 +684,7 @@ def main() -> int:
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
         measure_startup(s, py210, tmp, rounds, {"now": trees[0], "before": trees[1]} if trees is not None else
                         {"now": startup_tree(venvs.ROOT, os.path.join(tmp, "startup-now"), py210)})
-        measure_bare(s, py210, tmp, rounds, args.against_tree)
+        measure_bare(s, py210, tmp, rounds, against_tree)
 
     report(s, rounds, args.install_against, args.against_tree)
     return 0
