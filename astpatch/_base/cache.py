@@ -20,8 +20,6 @@ This cache is astpatch's own and does not follow PYTHONDONTWRITEBYTECODE, which 
 off, set ASTPATCH_NO_CACHE=1 or call `install(cache_dir=False)`.
 """
 
-from __future__ import annotations
-
 import _imp
 import marshal
 import sys
@@ -79,10 +77,10 @@ class CacheKey:
                 self.others)
 
     @classmethod
-    def from_tuple(cls, data: tuple) -> CacheKey:
+    def from_tuple(cls, data: tuple) -> "CacheKey":
         return cls(**dict(zip(cls.__slots__, data)))
 
-    def replace(self, **changes: object) -> CacheKey:
+    def replace(self, **changes: object) -> "CacheKey":
         fields: dict[str, Any] = dict(zip(self.__slots__, self.as_tuple()))
         fields.update(changes)
         return CacheKey(**fields)
@@ -237,13 +235,13 @@ class Built:
 
     __slots__ = ("code", "outcomes", "spans")
 
-    def __init__(self, code: CodeType | None, outcomes: list[oc.Outcome], spans: list[tuple]) -> None:
+    def __init__(self, code: "CodeType | None", outcomes: list[oc.Outcome], spans: list[tuple]) -> None:
         self.code = code
         self.outcomes = outcomes
         self.spans = spans
 
 
-def other_sources(fullname: str, rules: Sequence[KeyedRule],
+def other_sources(fullname: str, rules: "Sequence[KeyedRule]",
                   unreadable: dict[str, str]) -> dict[str, tuple[str, bytes] | None]:
     """The (path, bytes) of every other module that a rule on `fullname` also changes (None when
     it has no source file): they decide, with this one, whether such a rule applies. One that
@@ -270,7 +268,7 @@ def other_sources(fullname: str, rules: Sequence[KeyedRule],
 _RAW_MAGIC = int.from_bytes(MAGIC_NUMBER, "little")
 
 
-def cache_key(fullname: str, path: str, source: bytes, rules: Sequence[KeyedRule],
+def cache_key(fullname: str, path: str, source: bytes, rules: "Sequence[KeyedRule]",
               others: dict[str, tuple[str, bytes] | None] | None = None) -> CacheKey:
     """The key for these rules on this source (the versions they depend on are the entry's checks)."""
     return CacheKey(
@@ -300,7 +298,7 @@ class Lookup:
         self.unreadable = unreadable or {}
 
 
-def lookup(fullname: str, path: str, source: bytes, rules: Sequence[KeyedRule], cache: Cache) -> Lookup:
+def lookup(fullname: str, path: str, source: bytes, rules: "Sequence[KeyedRule]", cache: Cache) -> Lookup:
     """The key for `rules` on this source, and the cached result for it if there is a usable one."""
     unreadable: dict[str, str] = {}
     others = other_sources(fullname, rules, unreadable)

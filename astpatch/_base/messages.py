@@ -6,8 +6,6 @@ once. `trace()` leaves one record per decision on the `astpatch` logger (DEBUG; 
 outcome). `logging` is imported only when a record is emitted, so the start-up path stays free of it.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -78,7 +76,7 @@ class unlocated:
 
 
 _level: str | None = None  # ASTPATCH_LOG's level name, "" when off; read once per process
-_logger: logging.Logger | None = None
+_logger: "logging.Logger | None" = None
 
 
 def _log_level() -> str:
@@ -101,7 +99,7 @@ def trace(message: str, *, outcome: bool = False) -> None:
     logger.log(20 if outcome else 10, message)
 
 
-def _make_logger() -> logging.Logger:
+def _make_logger() -> "logging.Logger":
     """The `astpatch` logger, set up at its first record: a NullHandler, as libraries have; with
     ASTPATCH_LOG, its level, and a handler that writes to stderr while the program has none."""
     global _logger
@@ -132,7 +130,7 @@ def _make_logger() -> logging.Logger:
     return logger
 
 
-def _program_handles(ours: logging.Handler) -> bool:
+def _program_handles(ours: "logging.Handler") -> bool:
     """Whether a handler other than astpatch's own is on the way from its logger to the root."""
     import logging
 

@@ -5,8 +5,6 @@ Every rule that meets an import leaves one `Outcome` in the process-wide record 
 its gate, or failed.
 """
 
-from __future__ import annotations
-
 import _thread  # not threading: this module is imported at start-up
 
 APPLIED = "applied"
@@ -67,7 +65,7 @@ class Outcome:
         return (self.rule_id, self.module, self.status, self.reason, self.version)
 
     @classmethod
-    def from_tuple(cls, data: tuple, from_cache: bool) -> Outcome:
+    def from_tuple(cls, data: tuple, from_cache: bool) -> "Outcome":
         rule_id, module, status, reason, version = data
         return cls(rule_id, module, status, reason, from_cache, version)
 

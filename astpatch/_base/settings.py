@@ -22,8 +22,6 @@ rule holds in the command, in the program it runs and in the program's own child
 `install()` never reads the table: it reads no file at start-up beyond the rule files.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -47,7 +45,7 @@ _FALSE = ("", "0", "false", "no", "off")
 _project: dict[str, str] = {}
 
 
-def use_project(values: Mapping[str, str]) -> dict[str, str]:
+def use_project(values: "Mapping[str, str]") -> dict[str, str]:
     """Put a project's settings (ASTPATCH_* name -> value) under the variables; returns the ones
     it replaces, for the caller to restore."""
     global _project
@@ -64,12 +62,12 @@ def value(name: str) -> str:
     return os.environ[name] if _is_set(name) else _project.get(name, "")
 
 
-def not_overridden(values: Mapping[str, str]) -> dict[str, str]:
+def not_overridden(values: "Mapping[str, str]") -> dict[str, str]:
     """The project's settings that no variable overrides: what a child process must be given."""
     return {name: text for name, text in values.items() if not _is_set(name)}
 
 
-def flag(name: str, report: Callable[[str], None] | None = None) -> bool:
+def flag(name: str, report: "Callable[[str], None] | None" = None) -> bool:
     """A boolean setting; an unknown value counts as off and is passed to `report`."""
     text = value(name)
     if text.strip().lower() in _TRUE:
@@ -82,7 +80,7 @@ def flag(name: str, report: Callable[[str], None] | None = None) -> bool:
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def log_level(report: Callable[[str], None] | None = None) -> str | None:
+def log_level(report: "Callable[[str], None] | None" = None) -> str | None:
     """ASTPATCH_LOG as a `logging` level name ("DEBUG", ...), or None when unset or off; an unknown
     value counts as off and is passed to `report`."""
     given = value(LOG).strip().lower()
@@ -127,7 +125,7 @@ def default_cache_directory() -> str:
     return os.path.join(base, "astpatch")
 
 
-def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[[str], None] | None = None) -> str | None:
+def cache_directory(argument: str | os.PathLike | bool | None, report: "Callable[[str], None] | None" = None) -> str | None:
     """The cache directory to use, as an absolute path, or None for no cache.
 
     ASTPATCH_NO_CACHE=1 turns the cache off whatever the program asks (an operator's switch, as
@@ -144,7 +142,7 @@ def cache_directory(argument: str | os.PathLike | bool | None, report: Callable[
     return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
-def child_environment(rules: Iterable[object], cache_argument: object, directory: str | None, strict: bool,
+def child_environment(rules: "Iterable[object]", cache_argument: object, directory: str | None, strict: bool,
                       disabled: Disabled) -> tuple[dict[str, str], list[str]]:
     """The variables with which a child process installs astpatch at start-up as `install(rules,
     cache_argument, strict)` did here (cache resolved to `directory`), and the ids of the rules
@@ -172,7 +170,7 @@ def child_environment(rules: Iterable[object], cache_argument: object, directory
     return env, objects
 
 
-def requested_child_environment(rules: Iterable[object], cache_argument: object,
+def requested_child_environment(rules: "Iterable[object]", cache_argument: object,
                                 strict: bool) -> tuple[dict[str, str], list[str]]:
     """`child_environment()` for an install() call that has not been made (nothing reported)."""
     directory = cache_directory(cache_argument)  # type: ignore[arg-type]

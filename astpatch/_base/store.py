@@ -18,8 +18,6 @@ processes and decides what code runs, so every file goes through `Store`:
   after a write or when asked (`astpatch cache prune`), never when a file is read.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import stat

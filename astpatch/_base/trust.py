@@ -7,8 +7,6 @@ Where the platform has no POSIX ownership (Windows), nothing is refused. And a f
 evidence of its content (`status_evidence`), and how recent a change leaves it none (`RACY_NS`).
 """
 
-from __future__ import annotations
-
 import os
 import stat
 

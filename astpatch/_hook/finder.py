@@ -10,8 +10,6 @@ imports one module of astpatch's (`astpatch._base.cache`) and nothing else: the 
 reaches `linecache` when the program imports it, which the finder sees (`show_patched_text`).
 """
 
-from __future__ import annotations
-
 import _thread
 import sys
 from _frozen_importlib_external import SourceFileLoader  # importlib.machinery's, without importing it
@@ -41,7 +39,7 @@ def _transforms_source(loader: object) -> bool:
 
 
 class PatchingFinder:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: "Session") -> None:
         self._session = session
         self._rule_targets: frozenset[str] = frozenset()
         self._targets: frozenset[str] = frozenset()  # the whole cost of a non-target import
@@ -59,8 +57,8 @@ class PatchingFinder:
         """Run entry-point discovery at the first import, then go back to the plain find_spec."""
         self.find_spec = self._discover_then_find_spec  # type: ignore[method-assign]
 
-    def _discover_then_find_spec(self, fullname: str, path: Sequence[str] | None = None,
-                                 target: object = None) -> ModuleSpec | None:
+    def _discover_then_find_spec(self, fullname: str, path: "Sequence[str] | None" = None,
+                                 target: object = None) -> "ModuleSpec | None":
         try:
             del self.find_spec  # before discovering: it imports modules, which call find_spec again
         except AttributeError:  # another thread is discovering: go on with the targets known so far
@@ -69,7 +67,7 @@ class PatchingFinder:
         self.set_targets(self._session.rules.modules())
         return self.find_spec(fullname, path, target)
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: object = None) -> ModuleSpec | None:
+    def find_spec(self, fullname: str, path: "Sequence[str] | None" = None, target: object = None) -> "ModuleSpec | None":
         if fullname not in self._targets:
             return None
         busy = self._busy.__dict__.setdefault("names", set())
@@ -89,7 +87,7 @@ class PatchingFinder:
             spec.loader = _ThenShow(spec)  # type: ignore[assignment]  # a loader, though not an importlib.abc one
         return spec
 
-    def _patching(self, fullname: str, spec: ModuleSpec) -> None:
+    def _patching(self, fullname: str, spec: "ModuleSpec") -> None:
         """Give a target's spec the patching loader, or say why it cannot have it."""
         report_configuration()  # a setting's problem is said by the processes that import a target
         if tracing():  # only then: naming the rules loads the entry points pending for the module
@@ -108,7 +106,7 @@ class PatchingFinder:
                 for rule in self._session.rules.for_module(fullname)
             ])
 
-    def _spec_from_other_finders(self, fullname: str, path: Sequence[str] | None, target: object) -> ModuleSpec | None:
+    def _spec_from_other_finders(self, fullname: str, path: "Sequence[str] | None", target: object) -> "ModuleSpec | None":
         for finder in list(sys.meta_path):
             if isinstance(finder, PatchingFinder):
                 continue
@@ -144,7 +142,7 @@ class PatchingLoader(SourceFileLoader):
     to astpatch's own cache, so a process without astpatch still runs upstream's code.
     """
 
-    def __init__(self, fullname: str, path: str, session: Session, inner: SourceFileLoader | None = None) -> None:
+    def __init__(self, fullname: str, path: str, session: "Session", inner: SourceFileLoader | None = None) -> None:
         super().__init__(fullname, path)
         self._session = session
         # Another import hook's loader for this module (a SourceFileLoader subclass that
@@ -152,7 +150,7 @@ class PatchingLoader(SourceFileLoader):
         # and it loads the module whenever no rule changes it.
         self._inner = inner
 
-    def get_code(self, fullname: str) -> CodeType | None:
+    def get_code(self, fullname: str) -> "CodeType | None":
         # As the rule-file index records them: a cache hit executes no rule file.
         rules = self._session.rules.keyed_for_module(fullname)
         late = self._session.imported_without(fullname, rules)
@@ -179,7 +177,7 @@ class PatchingLoader(SourceFileLoader):
             return self._inner.get_code(fullname) if self._inner is not None else super().get_code(fullname)
         return code
 
-    def _patched_code(self, fullname: str, keyed: list, late: dict[str, str]) -> CodeType | None:
+    def _patched_code(self, fullname: str, keyed: list, late: dict[str, str]) -> "CodeType | None":
         from .._base.cache import lookup  # the one module a cache hit imports
 
         path = self.get_filename(fullname)
@@ -261,15 +259,15 @@ class _ThenShow:
     """`linecache`'s own loader, then the waiting texts given to it; the module and its spec name
     that loader, as they do without astpatch."""
 
-    def __init__(self, spec: ModuleSpec) -> None:
+    def __init__(self, spec: "ModuleSpec") -> None:
         self._spec = spec
         self._loader = spec.loader
 
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: "ModuleSpec") -> "ModuleType | None":
         create = getattr(self._loader, "create_module", None)
         return create(spec) if create is not None else None
 
-    def exec_module(self, module: ModuleType) -> None:
+    def exec_module(self, module: "ModuleType") -> None:
         self._spec.loader = module.__loader__ = self._loader
         self._loader.exec_module(module)  # type: ignore[union-attr]
         _give_waiting()

@@ -7,8 +7,6 @@ target, reads no package metadata, imports no libcst and no edit kind; all of th
 a target module is actually imported.
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 import sys
@@ -29,8 +27,8 @@ if TYPE_CHECKING:
     from .._model.rule import Rule
 
 _lock = _thread.RLock()
-_current: Installation | None = None
-_latest: Installation | None = None  # the last one installed, active or not: its code may still run
+_current: "Installation | None" = None
+_latest: "Installation | None" = None  # the last one installed, active or not: its code may still run
 
 
 class Installation:
@@ -50,12 +48,12 @@ class Installation:
         self.not_carried: list[str] = []  # the ids of the rules given as objects, which that cannot carry
 
     @property
-    def rules(self) -> list[Rule]:
+    def rules(self) -> list["Rule"]:
         """Every rule in force (the rule files the index kept pending are executed now)."""
         return self.session.rules.rules
 
     @property
-    def cache(self) -> Cache:
+    def cache(self) -> "Cache":
         return self.session.cache
 
     @property
@@ -86,7 +84,7 @@ class Installation:
             warn(_not_carried(self.not_carried))
         os.environ.update(self.environment)
 
-    def __enter__(self) -> Installation:
+    def __enter__(self) -> "Installation":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -97,7 +95,7 @@ class Installation:
         return f"<astpatch.Installation {state}, rules for {len(self.targets)} modules, cache={self.cache_directory!r}>"
 
 
-def _same_settings(rules: Iterable[Rule | str | os.PathLike] | None, cache_dir: object, strict: bool,
+def _same_settings(rules: "Iterable[Rule | str | os.PathLike] | None", cache_dir: object, strict: bool,
                    current: Installation) -> bool:
     """Whether install(rules, cache_dir, strict) asks for what `current` has, though in other words
     (a worker re-running the program's install() after installing from its environment): only when
@@ -108,7 +106,7 @@ def _same_settings(rules: Iterable[Rule | str | os.PathLike] | None, cache_dir: 
 
 def install(
     *,
-    rules: Iterable[Rule | str | os.PathLike[str]] | None = None,
+    rules: "Iterable[Rule | str | os.PathLike[str]] | None" = None,
     cache_dir: str | os.PathLike[str] | bool | None = None,
     strict: bool = False,
     children: bool = False,
@@ -198,7 +196,7 @@ def install(
         return installation
 
 
-def _arguments(rules: Iterable[Rule | str | os.PathLike[str]] | None, cache_dir: object, strict: bool) -> tuple:
+def _arguments(rules: "Iterable[Rule | str | os.PathLike[str]] | None", cache_dir: object, strict: bool) -> tuple:
     """What an install() call asks for, comparable between calls (rules by what they do)."""
     asked = [os.fspath(r) if isinstance(r, (str, os.PathLike)) else r.fingerprint() for r in (rules or ())]
     return asked, os.fspath(cache_dir) if isinstance(cache_dir, os.PathLike) else cache_dir, bool(strict)
@@ -244,7 +242,7 @@ def uninstall() -> None:
             _current.uninstall()
 
 
-def applied() -> list[oc.Outcome]:
+def applied() -> list["oc.Outcome"]:
     """Every rule outcome met by an import in this process, oldest first."""
     from .._base import outcomes
 

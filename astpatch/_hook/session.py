@@ -4,8 +4,6 @@ The finder, the loader and live patching see only this, so the hook's parts do n
 the `Installation` handle that owns them.
 """
 
-from __future__ import annotations
-
 from .._base import outcomes as oc
 from .._base.messages import trace, warn
 
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
 class Session:
     """The rules and the cache of one installation, and its reporting policy (warn, or raise when strict)."""
 
-    def __init__(self, rules: RuleSet, store: Store, strict: bool) -> None:
+    def __init__(self, rules: "RuleSet", store: "Store", strict: bool) -> None:
         self.rules = rules
         self.store = store
         self.strict = strict
@@ -31,7 +29,7 @@ class Session:
         self._warned: set[str] = set()  # rules a problem was already reported for
 
     @property
-    def cache(self) -> Cache:
+    def cache(self) -> "Cache":
         """The code cache, made at the first target import: `install()` does not load the engine."""
         if self._cache is None:
             from .._base.cache import Cache
@@ -64,7 +62,7 @@ class Session:
         if not problems and self.store.usable(create=True):
             entrypoints.write_index(self.store, found, taken)
 
-    def imported_without(self, module: str, rules: Sequence[Rule | IndexedRule]) -> dict[str, str]:
+    def imported_without(self, module: str, rules: "Sequence[Rule | IndexedRule]") -> dict[str, str]:
         """By rule id, why a rule over several modules cannot apply in `module`: another of its
         modules already runs without its part (it failed there, or was imported before install())."""
         import sys
@@ -87,7 +85,7 @@ class Session:
                 break
         return late
 
-    def outcome_before_import(self, rule: Rule) -> oc.Outcome | None:
+    def outcome_before_import(self, rule: "Rule") -> oc.Outcome | None:
         """The outcome the import of `rule`'s first module will have, decided now from its source
         (a cache lookup, or a rewrite whose entry the import then finds); None when that module
         is already imported, or has no source file."""

@@ -19,8 +19,6 @@ Discovery never breaks the program: metadata that cannot be read gives one warni
 program goes on without other distributions' rules (astpatch's own and the program's apply).
 """
 
-from __future__ import annotations
-
 import marshal
 import os
 import sys
@@ -180,7 +178,7 @@ class Plugin:
         return (f"astpatch: the rules of {self.distribution} (entry point {self.name!r} = {self.value!r}) cannot be "
                 f"loaded: {type(error).__name__}: {error}. The other rules still apply; report it to {self.distribution}.")
 
-    def load(self) -> list[Rule]:
+    def load(self) -> list["Rule"]:
         """Import the object the entry point names and take its rules; raises on any problem."""
         import importlib
 
@@ -240,7 +238,7 @@ def _unreadable(error: Exception) -> str:
             "repair or reinstall that distribution.")
 
 
-def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
+def discover(report: "Callable[[str], None]") -> tuple[list[Plugin], list["Rule"]]:
     """Every entry point of the group, loaded; problems go to `report` with the distribution.
 
     Any exception from reading other distributions' metadata is reported once, and no rules
@@ -270,7 +268,7 @@ def discover(report: Callable[[str], None]) -> tuple[list[Plugin], list[Rule]]:
     return plugins, rules
 
 
-def read_index(store: Store, report: Callable[[str], None]) -> list[Plugin] | None:
+def read_index(store: "Store", report: "Callable[[str], None]") -> list[Plugin] | None:
     """The indexed entry points, or None when there is no index, it is stale or not to be trusted.
 
     The index names modules that will be imported, so it is read with the trust checks that
@@ -297,7 +295,7 @@ def read_index(store: Store, report: Callable[[str], None]) -> list[Plugin] | No
     return plugins
 
 
-def write_index(store: Store, plugins: list[Plugin], taken: tuple) -> None:
+def write_index(store: "Store", plugins: list[Plugin], taken: tuple) -> None:
     """Record the entry points, with the stamp `taken` before discovery, for later processes
     (a failed write is reported by the store)."""
     import time

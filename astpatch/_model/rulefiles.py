@@ -16,8 +16,6 @@ only when they are a function of its text: executing it, `load_rule_file` can sa
 may depend on (`depends`).
 """
 
-from __future__ import annotations
-
 import os
 import stat
 
@@ -62,7 +60,7 @@ def untrusted_rule_path(path: str) -> str | None:
     return f"it is in a directory that another user can change: {problem}" if problem else None
 
 
-def rule_files(path: str, check: bool = True, listdir: Callable[[str], list[str]] = os.listdir) -> list[str]:
+def rule_files(path: str, check: bool = True, listdir: "Callable[[str], list[str]]" = os.listdir) -> list[str]:
     """The rule files a path names: itself, or the `*.py` files of a directory (not `_*.py`), whose
     names `listdir` gives; with `check`, RuleFileError for a directory that is not trusted (see
     `untrusted_rule_path`) or cannot be listed."""
@@ -130,7 +128,7 @@ def examine_rule_file(path: str, check: bool = True) -> None:
 _OUTSIDE_BUILTINS = frozenset(("open", "exec", "eval", "compile", "input", "breakpoint", "__import__", "__builtins__"))
 
 
-def _watched(namespace: dict, depends: list[str]) -> Callable[[], None]:
+def _watched(namespace: dict, depends: list[str]) -> "Callable[[], None]":
     """Give `namespace` builtins whose `__import__` notes in `depends` each module imported other than
     astpatch's; the returned function stops the noting (a function of the file may import later)."""
     import builtins
@@ -158,7 +156,7 @@ def _outside_names(code: object) -> list[str]:
     return sorted(found)
 
 
-def load_rule_file(path: str, check: bool = True, depends: list[str] | None = None) -> list[Rule]:
+def load_rule_file(path: str, check: bool = True, depends: list[str] | None = None) -> list["Rule"]:
     """The rules a rule file declares; RuleFileError names the file and the problem. With `check`, a
     file that is not trusted (see `untrusted_rule_path`) is not executed. With `depends`, the file's
     rules are examined for what they may depend on besides its text: the modules it imports other

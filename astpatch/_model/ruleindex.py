@@ -28,8 +28,6 @@ executed at `install()`; where the directory cannot be written, the index is not
 without a word (the cache's own writes say what needs saying).
 """
 
-from __future__ import annotations
-
 import marshal
 import os
 import sys
@@ -68,7 +66,7 @@ class PendingFile:
 
     __slots__ = ("path", "check", "slot", "rules")
 
-    def __init__(self, path: str, check: bool, slot: int, rules: Indexed) -> None:
+    def __init__(self, path: str, check: bool, slot: int, rules: "Indexed") -> None:
         self.path = path  # absolute: the working directory may change before it is executed
         self.check = check
         self.slot = slot
@@ -108,7 +106,7 @@ class RuleIndex:
     indexed rules (`pending`: None unless its evidence holds), and has it execute the others (`execute`, which
     records what they declare); `save` writes what was found, if it differs."""
 
-    def __init__(self, store: Store, paths: list[str], report: Callable[[str], None]) -> None:
+    def __init__(self, store: "Store", paths: list[str], report: "Callable[[str], None]") -> None:
         import time
 
         self.store = store
@@ -121,7 +119,7 @@ class RuleIndex:
         if store.usable():
             self._read(report)
 
-    def _read(self, report: Callable[[str], None]) -> None:
+    def _read(self, report: "Callable[[str], None]") -> None:
         try:
             data = self.store.read(self.name)
         except Unreadable as problem:
@@ -162,7 +160,7 @@ class RuleIndex:
         self.files[path] = entry
         return PendingFile(path, check, slot, entry[2])
 
-    def execute(self, path: str, check: bool) -> list[Rule]:
+    def execute(self, path: str, check: bool) -> list["Rule"]:
         """The rules of a rule file (an absolute path), executed now, and recorded: as what it declares
         when they are a function of its text (it is then pending in later processes), else as a file
         to execute at every start (RuleFileError is raised, as `load_rule_file` raises it)."""

@@ -9,8 +9,6 @@ target modules is imported; a pending file keeps its place in the load order, an
 ids count from the start (conflicts and ASTPATCH_DISABLE are judged as if it were loaded).
 """
 
-from __future__ import annotations
-
 import _thread
 import os
 
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
     from .ruleindex import IndexedRule, PendingFile, RuleIndex
 
 
-def standard_sources(extra: Iterable[Rule | str | os.PathLike[str]] = ()) -> list:
+def standard_sources(extra: "Iterable[Rule | str | os.PathLike[str]]" = ()) -> list:
     """Where rules come from, in order: shipped, ASTPATCH_RULES, then `extra`."""
     return [builtin_rules_dir(), *settings.rule_paths(), *extra]
 
@@ -36,7 +34,7 @@ def duplicate_id(rule_id: str, origin: str, first: str) -> str:
     return f"astpatch: rule id {rule_id!r} from {origin} is already defined by {first}; the first one is used."
 
 
-def load_rules(sources: Iterable[Rule | str | os.PathLike[str]], report: Callable[[str], None]) -> list[Rule]:
+def load_rules(sources: "Iterable[Rule | str | os.PathLike[str]]", report: "Callable[[str], None]") -> list["Rule"]:
     """The rules of `sources`, in order, first id wins (no ASTPATCH_DISABLE, no entry points)."""
     ruleset = RuleSet(report)
     ruleset.load(sources)
@@ -46,7 +44,7 @@ def load_rules(sources: Iterable[Rule | str | os.PathLike[str]], report: Callabl
 class RuleSet:
     """The rules in force, in load order; problems go to `report` (a warning, or an error when strict)."""
 
-    def __init__(self, report: Callable[[str], None], disabled: frozenset[str] = frozenset()) -> None:
+    def __init__(self, report: "Callable[[str], None]", disabled: frozenset[str] = frozenset()) -> None:
         self.report = report
         self.disabled = disabled
         self._rules: list[Rule] = []
@@ -69,13 +67,13 @@ class RuleSet:
         self.seen_ids: set[str] = set()  # every id loaded, disabled or not
 
     @property
-    def rules(self) -> list[Rule]:
+    def rules(self) -> list["Rule"]:
         """Every rule in force, in load order: pending rule files are executed now."""
         for file in sorted({f for files in self._files.values() for f in files}, key=lambda f: f.slot):
             self._load_file(file)
         return self._rules
 
-    def load(self, sources: Iterable[Rule | str | os.PathLike[str]], index: RuleIndex | None = None) -> list[str]:
+    def load(self, sources: "Iterable[Rule | str | os.PathLike[str]]", index: "RuleIndex | None" = None) -> list[str]:
         """Add the rules of each source: a `Rule`, a rule file or a directory of them. Each file that
         cannot be loaded is reported; the problems are also returned (the command line fails on
         those of the files the user named). With `index`, a file it vouches for is not executed:
@@ -114,7 +112,7 @@ class RuleSet:
                     fail(error)
         return failed
 
-    def _pending_file(self, file: str, check: bool, index: RuleIndex, named: bool) -> bool:
+    def _pending_file(self, file: str, check: bool, index: "RuleIndex", named: bool) -> bool:
         """Keep `file` pending if `index` vouches for it (a file `named` by itself is examined now, as
         executing it now would); whether it is."""
         pending = index.pending(file, check, self._slot())
@@ -129,7 +127,7 @@ class RuleSet:
         self._slots += 1
         return self._slots
 
-    def _add_file(self, file: PendingFile) -> None:
+    def _add_file(self, file: "PendingFile") -> None:
         """Register a pending rule file from what its index entry says of its rules."""
         for position, (rule_id, modules, key_package, _) in enumerate(file.rules):
             self.seen_ids.add(rule_id)
@@ -148,7 +146,7 @@ class RuleSet:
             self._target(file, modules)
         self._activate_key_rules(file.slot)
 
-    def _target(self, file: PendingFile, modules: Iterable[str]) -> None:
+    def _target(self, file: "PendingFile", modules: "Iterable[str]") -> None:
         for module in modules:
             pending = self._files.setdefault(module, [])
             if file not in pending:
@@ -156,7 +154,7 @@ class RuleSet:
                 if pending[0] is not file and pending[-2].slot > file.slot:  # a key rule's file, put in force late
                     pending.sort(key=lambda f: f.slot)
 
-    def _load_file(self, file: PendingFile) -> None:
+    def _load_file(self, file: "PendingFile") -> None:
         """Execute a pending rule file (once) and put its rules in its place in the load order."""
         with self._lock:
             if file.slot in self._executed:
@@ -176,7 +174,7 @@ class RuleSet:
                 return
             self.add(rules, file.slot)
 
-    def add(self, rules: Iterable[Rule], slot: int | None = None) -> None:
+    def add(self, rules: "Iterable[Rule]", slot: int | None = None) -> None:
         """Add rules, in their order at `slot` in the load order (default: after every other): the first
         of an id wins; disabled ids are left out."""
         with self._lock:
@@ -202,7 +200,7 @@ class RuleSet:
                     self._waiting_key_rules.append((rule, slot, position))
             self._activate_key_rules(slot)
 
-    def _put_in_force(self, rule: Rule, rank: tuple[int, ...], modules: tuple[str, ...] | None = None) -> None:
+    def _put_in_force(self, rule: "Rule", rank: tuple[int, ...], modules: tuple[str, ...] | None = None) -> None:
         """Put `rule` among the rules in force at `rank` (a rule file executed late keeps its place)."""
         ranks = self._ranks
         ranks[rule.id] = rank
@@ -229,20 +227,20 @@ class RuleSet:
             self._activated[file.rules[position][0]] = slot
             self._target(file, modules)
 
-    def _targeting(self, modules: Iterable[str]) -> None:
+    def _targeting(self, modules: "Iterable[str]") -> None:
         """Note that a rule (not a key rule) targets `modules`: so it does each package they are in."""
         for module in modules:
             while module and module not in self._packages:
                 self._packages.add(module)
                 module = module.rpartition(".")[0]
 
-    def rules_in_package(self, package: str) -> list[Rule]:
+    def rules_in_package(self, package: str) -> list["Rule"]:
         """The rules in force on modules of `package`, key rules aside; pending ones load first."""
         for module in [m for m in [*self._pending, *self._files] if _in(m, package)]:
             self.for_module(module)
         return [r for r in self._rules if r.key_package is None and any(_in(m, package) for m in r.modules)]
 
-    def add_pending(self, plugins: Iterable[Plugin]) -> None:
+    def add_pending(self, plugins: "Iterable[Plugin]") -> None:
         """Entry points known from the index: their targets now, their rules when a target is imported."""
         for plugin in plugins:
             for module in plugin.targets:
@@ -254,14 +252,14 @@ class RuleSet:
         """Every module a rule targets, pending entry points' and rule files' included."""
         return frozenset(self._by_module) | frozenset(self._pending) | frozenset(self._files)
 
-    def for_module(self, module: str) -> list[Rule]:
+    def for_module(self, module: str) -> list["Rule"]:
         """The rules on `module`, in order; loads the rule files and entry points pending for it first."""
         for file in list(self._files.get(module, ())):
             self._load_file(file)
         self._load_plugins(module)
         return self._by_module.get(module, [])
 
-    def keyed_for_module(self, module: str) -> list[Rule | IndexedRule]:
+    def keyed_for_module(self, module: str) -> list["Rule | IndexedRule"]:
         """The rules on `module` as `for_module` gives them, but those of pending rule files as
         their index records them, not executed: enough for a cache key (ids, modules, fingerprints).
         Entry points pending for the module are loaded (no index records their rules' fingerprints)."""
@@ -302,7 +300,7 @@ class RuleSet:
             except Exception as error:
                 self.report(plugin.failed(error))
 
-    def get(self, rule_id: str) -> Rule | None:
+    def get(self, rule_id: str) -> "Rule | None":
         """The rule in force with this id; a pending rule file that has it is executed first."""
         claim = self._claims.get(rule_id)
         if claim is not None and rule_id not in self._by_id:
