@@ -492,6 +492,35 @@ def pickler_row(result: subprocess.CompletedProcess) -> dict:
     return row
 
 
+def test_new_reads_the_diff_against_another_environment(other_env):
+    """`new --from-diff --python` reads the modules the diff changes from that environment, and
+    `--fixed-in` bounds the gate on the distribution that installs them there (its top_level.txt):
+    the rule equals the one made against the same file given with --source (the oracle), but for
+    the distribution named in the gate, which only an environment can tell."""
+    import difflib
+
+    from conftest import install_dist
+
+    scene = other_env
+    (install_dist(scene.venv_site, "pickledist", "1.2") / "top_level.txt").write_text("pickler\n")
+    fixed = PICKLER_SOURCE.replace("(TypeError, AttributeError)", "(TypeError, AttributeError, ValueError)")
+    diff = scene.tmp / "fix.diff"
+    diff.write_text("".join(difflib.unified_diff(PICKLER_SOURCE.splitlines(keepends=True), fixed.splitlines(keepends=True),
+                                                 "a/pickler.py", "b/pickler.py")))
+    made = scene.astpatch("new", "--from-diff", str(diff), "--fixed-in", "2.0", "--python", str(scene.venv_python))
+    assert made.returncode == 0 and made.stderr == "", made.stderr
+    oracle = scene.astpatch("new", "--from-diff", str(diff), "--fixed-in", "2.0", "--source", str(scene.venv_site))
+    assert oracle.returncode == 0, oracle.stderr
+    assert "gate='pickledist<2.0'" in made.stdout and "gate='pickler<2.0'" in oracle.stdout
+    assert made.stdout == oracle.stdout.replace("gate='pickler<2.0'", "gate='pickledist<2.0'")
+    missing = scene.astpatch("new", "--from-diff", str(diff))  # astpatch's own environment has no pickler
+    assert missing.returncode == 2 and "pickler" in missing.stderr
+    one_line_error(scene.astpatch("new", "--from-diff", str(diff), "--python", str(scene.venv_python), "--source",
+                                  str(scene.venv_site)),
+                   "--python names the environment whose installed modules the diff is read against, --source a "
+                   "file or directory to read instead: give one or the other")
+
+
 def test_python_inspects_another_environment(other_env):
     from conftest import install_dist
 

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--upstream", metavar="TEXT", help="where upstream fixed it (default: the diff's name)")
     sub.add_argument("--source", metavar="PATH", help="where to read the module (default: installed)")
     sub.add_argument("-o", "--output", metavar="DIR", help="write the rule file into DIR (default: print it)")
+    python(sub)
     sub.set_defaults(run=cmd_new)
 
     add_edit_commands(add)  # edit, commit

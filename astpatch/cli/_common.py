@@ -111,8 +111,10 @@ def status(found: int, rules: Rules) -> int:
     return EXIT_FINDING if found or rules.broken else EXIT_OK
 
 
-def environment(python: str | None) -> Environment:
-    """The environment to inspect: `--python`'s, the active virtual environment, or astpatch's own."""
+def environment(python: str | None, loads_rules: bool = True) -> Environment:
+    """The environment to inspect: `--python`'s, the active virtual environment, or astpatch's own.
+    For a command that `loads_rules`, the rules that another environment's distributions declare
+    (which are not loaded) are named on stderr."""
     from .._inspect.environment import target, unloaded_rules
     from .._inspect.sources import SourceError
 
@@ -120,7 +122,7 @@ def environment(python: str | None) -> Environment:
         env = target(python)
     except SourceError as error:
         raise UsageError(str(error)) from None
-    for distribution in unloaded_rules(env):
+    for distribution in unloaded_rules(env) if loads_rules else ():
         print(f"astpatch: the rules that {distribution} declares in {env.prefix} (an astpatch.rules entry point) are "
               f"not loaded: astpatch imports no code of another environment. Run `{env.python} -m astpatch` there, "
               "or name its rule files with --rules.", file=sys.stderr)
@@ -133,13 +135,23 @@ def installed_sources(environment: Environment | None = None):  # type: ignore[n
     return Installed(environment.path if environment is not None else None)
 
 
-def distribution_of(package: str, installed: bool) -> str:
-    """The distribution that installs top-level package `package` (`yaml` -> `PyYAML`), when the
-    environment says so unambiguously; else the package's own name."""
+def distribution_of(package: str, installed: bool, path: list[str] | None = None) -> str:
+    """The distribution that installs top-level package `package` (`yaml` -> `PyYAML`) in the
+    environment whose search path is `path` (default: this one's), when its metadata says so
+    unambiguously (`top_level.txt`, else the files it records); else the package's own name."""
     if installed:
-        from importlib.metadata import packages_distributions
+        from importlib.metadata import distributions
 
-        names = set(packages_distributions().get(package, []))
+        names = {dist.metadata["Name"] for dist in distributions(path=sys.path if path is None else path)
+                 if package in _top_level(dist)}
         if len(names) == 1:
             return names.pop()
     return package
+
+
+def _top_level(dist) -> set[str]:  # type: ignore[no-untyped-def]
+    """The top-level packages and modules an installed distribution provides."""
+    declared = dist.read_text("top_level.txt")
+    if declared:
+        return set(declared.split())
+    return {f.parts[0] if len(f.parts) > 1 else f.name.partition(".")[0] for f in dist.files or ()}

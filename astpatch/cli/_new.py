@@ -6,7 +6,11 @@ import argparse
 import os
 import sys
 
-from ._common import EXIT_OK, UsageError, distribution_of, installed_sources
+from ._common import EXIT_OK, UsageError, distribution_of, environment, installed_sources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._inspect.environment import Environment
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -27,14 +31,18 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise UsageError(f"--gate {args.gate!r}: {gate_problem(args.gate)}; write it like 'torch>=2.10'")
     if args.fixed_in is not None:
         _check_version(args.fixed_in)
+    if args.python and args.source:
+        raise UsageError("--python names the environment whose installed modules the diff is read against, "
+                         "--source a file or directory to read instead: give one or the other")
+    env = environment(args.python, loads_rules=False) if args.source is None else None
     try:
-        sources = installed_sources() if args.source is None else open_sources(args.source)
+        sources = installed_sources(env) if env is not None else open_sources(args.source)
         changes = plan(parse(text), sources, args.only, skip=_say_skipped)
     except (DiffError, SourceError) as error:
         raise UsageError(f"{args.from_diff}: {error}") from None
     gate = args.gate
     if args.fixed_in is not None:
-        gate = _with_upper_bound(gate, args.fixed_in, changes[0].module, installed=args.source is None)
+        gate = _with_upper_bound(gate, args.fixed_in, changes[0].module, env)
         if gate_problem(gate):
             raise UsageError(f"--fixed-in {args.fixed_in!r} makes the gate {gate!r}: {gate_problem(gate)}")
     diff_name = os.path.basename(args.from_diff)
@@ -68,7 +76,7 @@ def _check_version(version: str) -> None:
         raise UsageError(f"--fixed-in {version!r} is not a PEP 440 version; write it like '2.11.0'") from None
 
 
-def _with_upper_bound(gate: str | None, fixed_in: str, module: str, installed: bool) -> str:
+def _with_upper_bound(gate: str | None, fixed_in: str, module: str, env: Environment | None) -> str:
     """The gate, or a gate on the module's distribution, that also stops at the first fixed release:
     there upstream's code has changed, and the rule must say not-applicable or already-fixed, not fail."""
     from .._model.rule import split_gate
@@ -78,4 +86,5 @@ def _with_upper_bound(gate: str | None, fixed_in: str, module: str, installed: b
         assert split is not None  # checked by gate_problem before
         name, specifier = split
         return f"{name}{specifier},<{fixed_in}" if specifier else f"{name}<{fixed_in}"
-    return f"{distribution_of(module.split('.')[0], installed)}<{fixed_in}"
+    distribution = distribution_of(module.split(".")[0], installed=env is not None, path=env.path if env else None)
+    return f"{distribution}<{fixed_in}"
