@@ -49,7 +49,7 @@ def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
 # no rule, no rewrite engine, no rule file executed, and nothing of the standard library (these modules
 # do without `from __future__ import annotations`, whose module would be one more).
 STARTUP_MODULES = {
-    "astpatch", "astpatch._base", "astpatch._base.messages", "astpatch._base.outcomes", "astpatch._base.settings",
+    "astpatch", "astpatch._base", "astpatch._base.messages", "astpatch._base.settings",
     "astpatch._base.store", "astpatch._base.trust", "astpatch._hook", "astpatch._hook.finder",
     "astpatch._hook.installation", "astpatch._hook.session", "astpatch._model", "astpatch._model.entrypoints",
     "astpatch._model.rulefiles", "astpatch._model.ruleindex", "astpatch._model.ruleset",

@@ -6,7 +6,8 @@ composes with other import hooks instead of bypassing them), and hands plain sou
 is left alone, with one warning naming the rules that could not be applied.
 
 The loader lives here, with the finder that `install()` already loaded, so that a cache hit
-imports one module of astpatch's (`astpatch._base.cache`) and nothing else: the patched text
+imports two small modules of astpatch's (`astpatch._base.cache` and `.outcomes`, which
+`install()` leaves to the first target import) and nothing else: the patched text
 reaches `linecache` when the program imports it, which the finder sees (`show_patched_text`).
 """
 
@@ -14,7 +15,6 @@ import _thread
 import sys
 from _frozen_importlib_external import SourceFileLoader  # importlib.machinery's, without importing it
 
-from .._base import outcomes as oc
 from .._base.messages import AstpatchError, AstpatchWarning, report_configuration, trace, trace_exception, tracing
 
 TYPE_CHECKING = False
@@ -98,6 +98,8 @@ class PatchingFinder:
         elif isinstance(spec.loader, SourceFileLoader) and _transforms_source(spec.loader) and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._session, inner=spec.loader)
         else:
+            from .._base import outcomes as oc
+
             loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
             self._session.report([
                 oc.Outcome(rule.id, fullname, oc.FAILED,
@@ -154,6 +156,8 @@ class PatchingLoader(SourceFileLoader):
         # As the rule-file index records them: a cache hit executes no rule file.
         rules = self._session.rules.keyed_for_module(fullname)
         late = self._session.imported_without(fullname, rules)
+        from .._base import outcomes as oc  # loaded at install() no more: a process may import no target
+
         if late:
             # A rule over several modules, one of which already runs without its part: applying
             # this module's part would make half a change.
@@ -178,7 +182,7 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, keyed: list, late: dict[str, str]) -> "CodeType | None":
-        from .._base.cache import lookup  # the one module a cache hit imports
+        from .._base.cache import lookup  # the module a cache hit imports (with the outcomes')
 
         path = self.get_filename(fullname)
         stats = self.path_stats(path)

@@ -4,13 +4,13 @@ The finder, the loader and live patching see only this, so the hook's parts do n
 the `Installation` handle that owns them.
 """
 
-from .._base import outcomes as oc
 from .._base.messages import trace, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .._base import outcomes as oc
     from .._base.cache import Cache
     from .._base.store import Store
     from .._model.rule import Rule
@@ -67,6 +67,8 @@ class Session:
         modules already runs without its part (it failed there, or was imported before install())."""
         import sys
 
+        from .._base import outcomes as oc
+
         late: dict[str, str] = {}
         recorded: dict[tuple[str, str], oc.Outcome] | None = None  # read only for a rule over several modules
         for rule in rules:
@@ -85,7 +87,7 @@ class Session:
                 break
         return late
 
-    def outcome_before_import(self, rule: "Rule") -> oc.Outcome | None:
+    def outcome_before_import(self, rule: "Rule") -> "oc.Outcome | None":
         """The outcome the import of `rule`'s first module will have, decided now from its source
         (a cache lookup, or a rewrite whose entry the import then finds); None when that module
         is already imported, or has no source file."""
@@ -103,8 +105,10 @@ class Session:
             return None
         return next((o for o in built.outcomes if o.rule_id == rule.id), None)
 
-    def report(self, outcomes: list[oc.Outcome]) -> None:
+    def report(self, outcomes: "list[oc.Outcome]") -> None:
         """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
+        from .._base import outcomes as oc  # not at install(): a process may import no target
+
         oc.record(outcomes)
         for o in outcomes:
             source = "cache" if o.from_cache else "rewrite"
@@ -131,7 +135,7 @@ class Session:
                 )
                 self._warned.add(o.rule_id)
 
-    def _installed(self, o: oc.Outcome) -> str:
+    def _installed(self, o: "oc.Outcome") -> str:
         """` (torch 2.10.0)`: the installed version a problem was met with, for the message."""
         rule = self.rules.get(o.rule_id)
         distribution = rule.gate_distribution if rule is not None else None
