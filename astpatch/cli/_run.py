@@ -76,17 +76,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _set_environment(rule_ids: list[str] | None, strict: bool, rule_paths: list[str]) -> None:
-    """The settings the program's processes install astpatch with, in this process's environment:
-    the variables `install(rules=rule_paths, strict=strict, children=True)` would give them
-    (`settings.child_environment`), with the rules that `--rule` does not choose disabled."""
+    """The settings the program's processes install astpatch with, in this process's environment."""
     for path in rule_paths:
         if not os.path.exists(path):
             raise UsageError(f"rule path {path} does not exist")
-    os.environ.update(settings.requested_child_environment(rule_paths, None, strict)[0])
-    if rule_ids:  # chosen among the rules of the environment just set
+    if rule_paths:
+        os.environ[settings.RULES] = os.pathsep.join([*settings.rule_paths(), *map(os.path.abspath, rule_paths)])
+    if strict:
+        os.environ[settings.STRICT] = "1"
+    if rule_ids:
+        known = load_rules([])
         chosen = {r.id for r in load_rules([], rule_ids)}
-        others = {r.id for r in load_rules([]) if r.id not in chosen}
-        os.environ[settings.DISABLE] = ",".join(sorted(others | settings.disabled().rule_ids)) or "0"
+        others = sorted(r.id for r in known if r.id not in chosen)
+        disabled = settings.disabled()
+        if others or disabled.rule_ids:
+            os.environ[settings.DISABLE] = ",".join(sorted(set(others) | set(disabled.rule_ids)))
+    os.environ[settings.AUTOINSTALL] = "1"
 
 
 def _python(name: str, arguments: list[str], path: str | None = None) -> int:
