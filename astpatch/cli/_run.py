@@ -76,7 +76,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _set_environment(rule_ids: list[str] | None, strict: bool, rule_paths: list[str]) -> None:
-    """The settings the program's processes install astpatch with, in this process's environment."""
+    """The settings the program's processes install astpatch with, in this process's environment.
+
+    The user's variables pass through unchanged, so that each process reports a bad value itself;
+    only what run's options change is set. (`settings.child_environment`, for install(children=True),
+    restates resolved values instead, so that a child cannot inherit another setting.)"""
     for path in rule_paths:
         if not os.path.exists(path):
             raise UsageError(f"rule path {path} does not exist")
