@@ -5,8 +5,6 @@ Kept apart from the rewrite engine so that the patched text of a cache hit can b
 `astpatch._hook.finder.show_patched_text`).
 """
 
-from __future__ import annotations
-
 import _thread
 
 
@@ -45,7 +43,7 @@ class Span:
         return (self.start, self.end, tuple(self.lines), self.moved_to)
 
     @classmethod
-    def from_tuple(cls, data: tuple) -> Span:
+    def from_tuple(cls, data: tuple) -> "Span":
         return cls(data[0], data[1], list(data[2]), data[3])
 
 
