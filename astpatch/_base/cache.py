@@ -3,8 +3,7 @@
 The lookup (`lookup`) is the whole warm path of an import: the key, one file read, the code
 unmarshalled. It is the module a cache hit imports, with the outcomes' (both in the base
 layer, whose directory `install()` already had listed), and it imports nothing CPython has not
-loaded at start-up: no
-zlib, no `importlib.util`, no `linecache`; neither the rewrite engine nor libcst.
+loaded at start-up: no zlib, no `importlib.util`, no `linecache`; neither the rewrite engine nor libcst.
 
 An entry holds what a rewrite produced: the outcomes, the replaced line spans (so tracebacks
 and `inspect` can show the patched text without redoing the rewrite) and the marshalled code,
@@ -215,20 +214,23 @@ class Cache:
         return self.store.write(key.file_name(), encode(key, entry))
 
 
-def read_entry(path: str) -> tuple[CacheKey, list[tuple]] | str:
-    """(recorded key, outcomes) of the entry file at `path`, or why it cannot be read; for `cache info`."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as error:
-        return f"unreadable: {error.strerror or error}"
-    decoded = decode(data)
-    if isinstance(decoded, str):
-        return f"not usable: {decoded}"
-    return decoded[0], decoded[1].outcomes
-
-
 # -- keys and the lookup ----------------------------------------------------------------------------
+
+
+class IndexedRule:
+    """A rule of a pending rule file, as the index records it: what a cache lookup takes of a rule,
+    so that a cache hit executes no rule file (its fingerprint is a function of the file's text
+    and astpatch's version, which the index's and the start-up record's evidence and names cover)."""
+
+    __slots__ = ("id", "modules", "_fingerprint")
+
+    def __init__(self, rule_id: str, modules: tuple[str, ...], fingerprint: str) -> None:
+        self.id = rule_id
+        self.modules = modules
+        self._fingerprint = fingerprint
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
 
 class Built:

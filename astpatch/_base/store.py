@@ -52,6 +52,11 @@ def temporary_of(name: str) -> tuple[str, int] | None:
     return parts[0], int(parts[1])
 
 
+# The suffix of the indexes astpatch keeps beside its entries: the entry points', the rule files'
+# and the start-up records (`<kind>-<digest>.index`).
+INDEX_SUFFIX = ".index"
+
+
 def own_name(name: str, suffixes: tuple[str, ...]) -> bool:
     """Whether `name` is one astpatch gives its files: `<stem>-<16 hex digits><suffix>`, as the cache's
     entries (`<module>-<key digest>.astpatch`) and the entry-point indexes (`entry-points-<digest>.index`)."""

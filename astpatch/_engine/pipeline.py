@@ -32,7 +32,7 @@ from .._base.cache import SUFFIX, Built, Cache, Entry, Lookup, lookup
 from .._base.messages import trace
 from .._base.metadata import find_version
 from .._base.modulefiles import SourceNotFound
-from .._model.entrypoints import INDEX_SUFFIX
+from .._base.store import INDEX_SUFFIX
 from .apply import ENVIRONMENTAL
 
 # The most astpatch's files (entries and entry-point indexes) may take in the cache directory; beyond

@@ -64,7 +64,7 @@ class PatchingFinder:
         except AttributeError:  # another thread is discovering: go on with the targets known so far
             return self.find_spec(fullname, path, target)
         self._session.discover_plugins()
-        self.set_targets(self._session.rules.modules())
+        self.set_targets(self._session.targets())
         return self.find_spec(fullname, path, target)
 
     def find_spec(self, fullname: str, path: "Sequence[str] | None" = None, target: object = None) -> "ModuleSpec | None":
@@ -154,7 +154,7 @@ class PatchingLoader(SourceFileLoader):
 
     def get_code(self, fullname: str) -> "CodeType | None":
         # As the rule-file index records them: a cache hit executes no rule file.
-        rules = self._session.rules.keyed_for_module(fullname)
+        rules = self._session.keyed_for_module(fullname)
         late = self._session.imported_without(fullname, rules)
         from .._base import outcomes as oc  # loaded at install() no more: a process may import no target
 

@@ -1,10 +1,12 @@
 """`install()`, `uninstall()`, `applied()`, and the installation handle they manage.
 
 `install()` runs at start-up, before the user's program, so it does as little as possible: it
-reads the rule-file index (`astpatch._model.ruleindex`), which says which modules the rule files
-target without executing them, and puts one finder first on `sys.meta_path`. It imports no
-target, reads no package metadata, imports no libcst and no edit kind; all of that happens when
-a target module is actually imported.
+reads the start-up record (`astpatch._hook.record`: what an earlier start-up with the same
+arguments decided, while the files it depends on are unchanged) and puts one finder first on
+`sys.meta_path`. Without a current record it builds the rule set (`astpatch._hook.building`) from
+the rule-file index (`astpatch._model.ruleindex`), which says which modules the rule files target
+without executing them. It imports no target, reads no package metadata, imports no libcst and
+no edit kind; all of that happens when a target module is actually imported.
 """
 
 import _thread
@@ -14,17 +16,18 @@ import sys
 from .._base import settings
 from .._base.messages import configuration, report_configuration, trace, warn
 from .._base.store import Store
-from .._model.ruleset import RuleSet, standard_sources
+from . import record
 from .finder import PatchingFinder
 from .session import Session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from .._base import outcomes as oc
     from .._base.cache import Cache
     from .._model.rule import Rule
+    from .._model.ruleset import RuleSet
 
 _lock = _thread.RLock()
 _current: "Installation | None" = None
@@ -41,7 +44,7 @@ class Installation:
     def __init__(self, session: Session, arguments: tuple, active: bool) -> None:
         self.session = session
         self.finder = PatchingFinder(session)
-        self.finder.set_targets(session.rules.modules())
+        self.finder.set_targets(session.targets())
         self.arguments = arguments  # what install() was called with, to notice a different second call
         self.active = active
         self.environment: dict[str, str] = {}  # its settings for a child process (child_environment())
@@ -66,7 +69,7 @@ class Installation:
 
     @property
     def targets(self) -> frozenset[str]:
-        return self.session.rules.modules()
+        return self.session.targets()
 
     def uninstall(self) -> None:
         global _current
@@ -148,38 +151,32 @@ def install(
         store = Store(settings.cache_directory(cache_dir, note), strict=strict,
                       by_argument=cache_dir is not None and not isinstance(cache_dir, bool))
         if disabled.everything:
+            from .._model.ruleset import RuleSet
+
             trace("install(): ASTPATCH_DISABLE turns astpatch off")
             return Installation(Session(RuleSet(note), store, strict), arguments, active=False)
 
         def report(message: str) -> None:
             warn(message, strict=strict)
 
-        ruleset = RuleSet(report, disabled.rule_ids)
-        sources = standard_sources(rules or ())
-        index = None
-        if store.directory is not None:  # no index without a cache: every rule file is executed now
-            from .._model.ruleindex import RuleIndex
+        given = list(rules or ())
+        paths = [os.fspath(r) for r in given if isinstance(r, (str, os.PathLike))]
+        start = None
+        if store.directory is not None and len(paths) == len(given):  # Rule objects: no record can stand for them
+            start = record.identity([*settings.rule_paths(), *paths], disabled.rule_ids, strict)
+        recorded = record.load(store, start) if start is not None and store.usable() else None
+        if recorded is not None and not recorded.targets & sys.modules.keys():
+            trace("install(): from the start-up record")
+            session = Session(None, store, strict, record=recorded,
+                              build_rules=lambda: _rebuilt(given, store, disabled, report))
+            indexed: list | None = []
+        else:
+            from .building import start_up
 
-            index = RuleIndex(store, [os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike))], report)
-        ruleset.load(sources, index)
-        if index is not None:
-            index.save()
-        for unknown in ruleset.unknown_disabled():
-            note(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
-                 f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
-        session = Session(ruleset, store, strict)
-        # Rules that other distributions ship: from the index when it is current (no metadata is
-        # read), else discovered at the first import (see astpatch._model.entrypoints).
-        indexed = None
-        if store.usable():
-            from .._model.entrypoints import read_index
-
-            indexed = read_index(store, report)
-        if indexed is not None:
-            ruleset.add_pending(indexed)
+            session, indexed = start_up(given, store, disabled, strict, start, report)
         installation = Installation(session, arguments, active=True)
         installation.environment, installation.not_carried = settings.child_environment(
-            rules or (), cache_dir, store.directory, strict, disabled)
+            given, cache_dir, store.directory, strict, disabled)
         if children:
             installation.export()
         if indexed is None:
@@ -194,6 +191,14 @@ def install(
             report_configuration()
             session.report(patch_imported_module(session, module, sys.modules[module]))
         return installation
+
+
+def _rebuilt(given: list, store: Store, disabled: settings.Disabled, report: "Callable[[str], None]") -> "RuleSet":
+    """The rule set that a start-up record stood for, built when something needs it, as install() would
+    have built it (with no entry points, as the record vouched)."""
+    from .building import build_rules
+
+    return build_rules(given, store, disabled, report, entry_points=False)[0]
 
 
 def _arguments(rules: "Iterable[Rule | str | os.PathLike[str]] | None", cache_dir: object, strict: bool) -> tuple:

@@ -4,29 +4,64 @@ The finder, the loader and live patching see only this, so the hook's parts do n
 the `Installation` handle that owns them.
 """
 
+import _thread
+
 from .._base.messages import trace, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .._base import outcomes as oc
-    from .._base.cache import Cache
+    from .._base.cache import Cache, IndexedRule
     from .._base.store import Store
     from .._model.rule import Rule
-    from .._model.ruleindex import IndexedRule
     from .._model.ruleset import RuleSet
+    from .record import Record
 
 
 class Session:
-    """The rules and the cache of one installation, and its reporting policy (warn, or raise when strict)."""
+    """The rules and the cache of one installation, and its reporting policy (warn, or raise when strict).
 
-    def __init__(self, rules: "RuleSet", store: "Store", strict: bool) -> None:
-        self.rules = rules
+    Installed from a start-up record (`astpatch._hook.record`), it has the record's targets and keyed
+    rules, and builds the rule set with `build_rules` when something needs it."""
+
+    def __init__(self, rules: "RuleSet | None", store: "Store", strict: bool, *,
+                 record: "Record | None" = None, build_rules: "Callable[[], RuleSet] | None" = None) -> None:
+        self._rules = rules
         self.store = store
         self.strict = strict
+        self._record = record
+        self._build_rules = build_rules
+        self._lock = _thread.RLock()
         self._cache: Cache | None = None
         self._warned: set[str] = set()  # rules a problem was already reported for
+
+    @property
+    def rules(self) -> "RuleSet":
+        """The rule set, built now if the session was installed from a record."""
+        if self._rules is None:
+            with self._lock:
+                if self._rules is None:
+                    assert self._build_rules is not None
+                    trace("building the rule set that the start-up record stood for")
+                    self._rules = self._build_rules()
+        return self._rules
+
+    def targets(self) -> frozenset[str]:
+        """Every module a rule targets."""
+        if self._rules is None and self._record is not None:
+            return self._record.targets
+        return self.rules.modules()
+
+    def keyed_for_module(self, module: str) -> "list[Rule | IndexedRule]":
+        """The rules a cache key takes for `module` (`RuleSet.keyed_for_module`): from the start-up
+        record while the files that define them are unchanged, so a cache hit builds no rule set."""
+        if self._rules is None and self._record is not None:
+            keyed = self._record.keyed(module)
+            if keyed is not None:
+                return keyed
+        return self.rules.keyed_for_module(module)
 
     @property
     def cache(self) -> "Cache":

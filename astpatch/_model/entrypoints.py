@@ -23,7 +23,7 @@ import marshal
 import os
 import sys
 
-from .._base.store import Unreadable
+from .._base.store import INDEX_SUFFIX, Unreadable
 from .._base.trust import RACY_NS
 
 TYPE_CHECKING = False
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 GROUP = "astpatch.rules"
 INDEX_PREFIX = "entry-points-"
-INDEX_SUFFIX = ".index"
 _INDEX_FORMAT = 3
 
 # The index's stamp covers what discovery's answer depends on, and nothing else:
@@ -268,8 +267,9 @@ def discover(report: "Callable[[str], None]") -> tuple[list[Plugin], list["Rule"
     return plugins, rules
 
 
-def read_index(store: "Store", report: "Callable[[str], None]") -> list[Plugin] | None:
-    """The indexed entry points, or None when there is no index, it is stale or not to be trusted.
+def read_index(store: "Store", report: "Callable[[str], None]", paths: "set[str] | None" = None) -> list[Plugin] | None:
+    """The indexed entry points, or None when there is no index, it is stale or not to be trusted;
+    the paths whose status its answer depends on are added to `paths` (for the start-up record).
 
     The index names modules that will be imported, so it is read with the trust checks that
     cache entries get (the store's: a private directory, a file only this user can have written).
@@ -290,6 +290,11 @@ def read_index(store: "Store", report: "Callable[[str], None]") -> list[Plugin] 
                    for entry, value, dist, targets, files in entries]
         if not all(holds(item) for _, _, _, _, files in entries for item in files):
             return None  # a rule module changed: its rules may target other modules now
+        if paths is not None:
+            search, declarations = recorded
+            paths.update(os.path.abspath(entry or ".") for entry, _, _ in search)
+            paths.update(os.path.abspath(item[0]) for item in declarations)
+            paths.update(os.path.abspath(item[0]) for *_, rule_files in entries for item in rule_files)
     except Exception:  # damaged: discovered again, and replaced
         return None
     return plugins

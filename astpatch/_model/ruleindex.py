@@ -32,8 +32,8 @@ import marshal
 import os
 import sys
 
-from .._base.store import Unreadable
-from .entrypoints import INDEX_SUFFIX, evidence, file_status, holds, settled
+from .._base.store import INDEX_SUFFIX, Unreadable
+from .entrypoints import evidence, file_status, holds, settled
 from .rulefiles import load_rule_file
 
 TYPE_CHECKING = False
@@ -71,22 +71,6 @@ class PendingFile:
         self.check = check
         self.slot = slot
         self.rules = rules  # (id, modules, key package or None, fingerprint) of each rule, in the file's order
-
-
-class IndexedRule:
-    """A rule of a pending rule file, as the index records it: what a cache lookup takes of a rule,
-    so that a cache hit executes no rule file (its fingerprint is a function of the file's text
-    and astpatch's version, both of which the index's evidence and name cover)."""
-
-    __slots__ = ("id", "modules", "_fingerprint")
-
-    def __init__(self, rule_id: str, modules: tuple[str, ...], fingerprint: str) -> None:
-        self.id = rule_id
-        self.modules = modules
-        self._fingerprint = fingerprint
-
-    def fingerprint(self) -> str:
-        return self._fingerprint
 
 
 def _writable(directory: str) -> bool:

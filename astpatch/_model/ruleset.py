@@ -1,12 +1,12 @@
 """The rule set: which rules exist, which win, which are disabled; one policy for every front end.
 
-Rules are added in load order: the shipped rules (by file name), then ASTPATCH_RULES, then the
-program's own (`install(rules=...)`, `--rules`), then other distributions' entry points. The
-first rule of an id wins, and a second one with that id is reported with both origins. Rules
-whose id ASTPATCH_DISABLE names are left out. Entry points known only from their index, and rule
-files known only from theirs (`astpatch._model.ruleindex`), are kept pending until one of their
-target modules is imported; a pending file keeps its place in the load order, and its rules'
-ids count from the start (conflicts and ASTPATCH_DISABLE are judged as if it were loaded).
+Rules are added in load order: the shipped rules (by file name), then ASTPATCH_RULES, then the program's
+own (`install(rules=...)`, `--rules`), then other distributions' entry points. The first rule of an id
+wins, and a second one with that id is reported with both origins. Rules whose id ASTPATCH_DISABLE names
+are left out. Entry points known only from their index, and rule files known only from theirs
+(`astpatch._model.ruleindex`), are kept pending until one of their target modules is imported; a pending
+file keeps its place in the load order, and its rules' ids count from the start (conflicts and
+ASTPATCH_DISABLE are judged as if it were loaded).
 """
 
 import _thread
@@ -19,9 +19,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from .._base.cache import IndexedRule
     from .entrypoints import Plugin
     from .rule import Rule
-    from .ruleindex import IndexedRule, PendingFile, RuleIndex
+    from .ruleindex import PendingFile, RuleIndex
 
 
 def standard_sources(extra: "Iterable[Rule | str | os.PathLike[str]]" = ()) -> list:
@@ -53,12 +54,10 @@ class RuleSet:
         self._pending: dict[str, list[Plugin]] = {}  # target module -> entry points not imported yet
         self._files: dict[str, list[PendingFile]] = {}  # target module -> rule files not executed yet
         self._packages: set[str] = set()  # every package (and module) a rule in force or pending targets, key rules aside
-        # Key rules are in force once another rule targets their package (see `_activate_key_rules`).
-        self._waiting_key_rules: list[tuple[Rule, int, int]] = []  # with their slot and position
+        self._waiting_key_rules: list[tuple[Rule, int, int]] = []  # key rules, till in force (`_activate_key_rules`)
         self._waiting_file_keys: list[tuple[PendingFile, int, str, tuple[str, ...]]] = []  # the same, pending
         self._activated: dict[str, int] = {}  # id of a pending key rule -> the slot that put it in force
-        # Rule id -> (slot, position) of the rule that has it (the first), and where it comes from.
-        self._claims: dict[str, tuple[int, int, str]] = {}
+        self._claims: dict[str, tuple[int, int, str]] = {}  # rule id -> (slot, position, origin) of its first rule
         self._ranks: dict[str, tuple[int, ...]] = {}  # rule id -> its place among the rules in force
         self._reported: set[tuple[int, int]] = set()  # pending rules whose id conflict was reported
         self._slots = 0  # places in the load order: a file, an entry point, or a call of add()
@@ -191,11 +190,10 @@ class RuleSet:
                 self._claims[rule.id] = (slot, position, rule.origin)
                 self._by_id[rule.id] = rule
                 if rule.key_package is None:
-                    modules = rule.modules
-                    self._targeting(modules)
-                    self._put_in_force(rule, (slot, 0, position), modules)
+                    self._targeting(rule.modules)
+                    self._put_in_force(rule, _rank(slot, position), rule.modules)
                 elif rule.id in self._activated:  # put in force while its file was pending
-                    self._put_in_force(rule, (self._activated.pop(rule.id), 1, slot, position))
+                    self._put_in_force(rule, _rank(slot, position, self._activated.pop(rule.id)))
                 else:
                     self._waiting_key_rules.append((rule, slot, position))
             self._activate_key_rules(slot)
@@ -220,7 +218,7 @@ class RuleSet:
         for waiting in [w for w in self._waiting_key_rules if w[0].key_package in self._packages]:
             self._waiting_key_rules.remove(waiting)
             rule, added, position = waiting
-            self._put_in_force(rule, (slot, 1, added, position))
+            self._put_in_force(rule, _rank(added, position, slot))
         for pending in [w for w in self._waiting_file_keys if w[2] in self._packages]:
             self._waiting_file_keys.remove(pending)
             file, position, _, modules = pending
@@ -259,15 +257,18 @@ class RuleSet:
         self._load_plugins(module)
         return self._by_module.get(module, [])
 
-    def keyed_for_module(self, module: str) -> list["Rule | IndexedRule"]:
+    def keyed_for_module(self, module: str, examined: list[str] | None = None) -> list["Rule | IndexedRule"]:
         """The rules on `module` as `for_module` gives them, but those of pending rule files as
         their index records them, not executed: enough for a cache key (ids, modules, fingerprints).
-        Entry points pending for the module are loaded (no index records their rules' fingerprints)."""
-        from .ruleindex import IndexedRule  # loaded already: only the index makes files pending
+        Entry points pending for the module are loaded (no index records their rules' fingerprints).
+        The pending files, examined for trust as executing them would be, go into `examined`."""
+        from .._base.cache import IndexedRule
 
         with self._lock:
             self._load_plugins(module)
             for file in list(self._files.get(module, ())):
+                if examined is not None:
+                    examined.append(file.path)
                 try:  # trusted still, as executing it would check first (a few `stat`s)
                     examine_rule_file(file.path, file.check)
                 except RuleFileError:
@@ -281,12 +282,9 @@ class RuleSet:
                 for position, (rule_id, modules, key_package, fingerprint) in enumerate(file.rules):
                     if module not in modules or self._claims.get(rule_id, ())[:2] != (file.slot, position):
                         continue  # another module's, or disabled, or another rule has its id
-                    if key_package is None:
-                        rank: tuple[int, ...] = (file.slot, 0, position)
-                    elif rule_id in self._activated:
-                        rank = (self._activated[rule_id], 1, file.slot, position)
-                    else:
-                        continue
+                    if key_package is not None and rule_id not in self._activated:
+                        continue  # a key rule not in force (yet)
+                    rank = _rank(file.slot, position, self._activated[rule_id] if key_package is not None else None)
                     ranked.append((rank, IndexedRule(rule_id, modules, fingerprint)))
             ranked.sort(key=lambda item: item[0])
             return [rule for _, rule in ranked]
@@ -311,6 +309,11 @@ class RuleSet:
     def unknown_disabled(self) -> list[str]:
         """The ids ASTPATCH_DISABLE names that no loaded rule has."""
         return sorted(self.disabled - self.seen_ids)
+
+
+def _rank(slot: int, position: int, in_force_at: int | None = None) -> tuple[int, ...]:
+    """A rule's place among those in force: (slot, position); a key rule's after the slot that put it in force."""
+    return (slot, 0, position) if in_force_at is None else (in_force_at, 1, slot, position)
 
 
 def _in(module: str, package: str) -> bool:

@@ -14,13 +14,26 @@ import time
 
 from .._base import outcomes as oc
 from .._base import settings
-from .._base.cache import SUFFIX, Cache, read_entry
+from .._base.cache import SUFFIX, Cache, CacheKey, decode
 from .._base.store import OwnFile, Store
 from ._common import EXIT_FINDING, EXIT_OK, UsageError, load_rules, status
 
 
 def _store() -> Store:
     return Store(settings.cache_directory(None))
+
+
+def read_entry(path: str) -> tuple[CacheKey, list[tuple]] | str:
+    """(recorded key, outcomes) of the entry file at `path`, or why it cannot be read; for `cache info`."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    decoded = decode(data)
+    if isinstance(decoded, str):
+        return f"not usable: {decoded}"
+    return decoded[0], decoded[1].outcomes
 
 
 def _own_suffixes() -> tuple[str, ...]:

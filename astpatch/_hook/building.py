@@ -1,0 +1,106 @@
+"""How `install()` builds the rule set it puts in force, and the start-up record that later
+processes install from instead (`astpatch._hook.record`), written when that start-up met no problem."""
+
+import os
+import time
+
+from .._base import settings
+from .._base.messages import configuration
+from .._base.store import Store
+from .._model.entrypoints import read_index
+from .._model.ruleindex import RuleIndex
+from .._model.ruleset import RuleSet, standard_sources
+from . import record
+from .session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+
+def build_rules(given: list, store: Store, disabled: settings.Disabled, report: "Callable[[str], None]", *,
+                entry_points: bool = True) -> "tuple[RuleSet, list | None, set[str] | None]":
+    """The rule set install() puts in force; the indexed entry points (None: none are indexed,
+    discover them at the first import; without `entry_points`, none, as a start-up record vouched);
+    and the paths whose status all that depends on, None when no record can stand for it (no cache,
+    no entry-point index yet or entry points to import, a rule file executed at every start)."""
+    ruleset = RuleSet(report, disabled.rule_ids)
+    sources = standard_sources(given)
+    index = None
+    if store.directory is not None:  # no index without a cache: every rule file is executed now
+        index = RuleIndex(store, [os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike))], report)
+    ruleset.load(sources, index)
+    if index is not None:
+        index.save()
+    # Rules that other distributions ship: from the index when it is current (no metadata is
+    # read), else discovered at the first import (see astpatch._model.entrypoints).
+    depends: set[str] | None = set() if index is not None else None
+    indexed: list | None = []
+    if entry_points:
+        indexed = read_index(store, report, depends) if store.usable() else None
+    if indexed is not None:
+        ruleset.add_pending(indexed)
+    if index is None or indexed != [] or any(entry[2] is None for entry in index.files.values()):
+        return ruleset, indexed, None
+    assert depends is not None
+    depends.update(os.path.abspath(os.fspath(s)) for s in sources if isinstance(s, (str, os.PathLike)))
+    depends.update(index.directories)
+    depends.update(_with_directories(index.files))
+    depends.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where the shipped rules are
+    return ruleset, indexed, depends
+
+
+def _with_directories(files: "Iterable[str]") -> set[str]:
+    """Rule files and the directories whose status decides whether they are trusted (`untrusted_rule_path`)."""
+    found: set[str] = set()
+    real: dict[str, str] = {}  # directory -> its real path: thousands of files share a few directories
+    for path in files:
+        directory = os.path.dirname(path)
+        if directory not in real:
+            real[directory] = os.path.realpath(directory)
+        found.update((path, directory, real[directory]))
+        if os.path.islink(path):
+            found.add(os.path.dirname(os.path.realpath(path)))
+    return found
+
+
+def start_up(given: list, store: Store, disabled: settings.Disabled, strict: bool, start: str | None,
+             report: "Callable[[str], None]") -> "tuple[Session, list | None]":
+    """What install() does without a start-up record: the session with the rule set built, and the
+    indexed entry points; and the record written for the processes that follow (`start`: its identity,
+    None for none), when nothing was reported."""
+    problems: list[str] = []
+
+    def reporting(message: str) -> None:
+        problems.append(message)
+        report(message)
+
+    began = time.time_ns()  # before anything is examined: a change after it is never recorded as settled
+    ruleset, indexed, depends = build_rules(given, store, disabled, reporting)
+    for unknown in ruleset.unknown_disabled():
+        problems.append(unknown)
+        configuration(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
+                      f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
+    if start is not None and depends is not None and not problems:
+        _save_record(store, start, ruleset, depends, began, problems)
+    return Session(ruleset, store, strict), indexed
+
+
+def _save_record(store: Store, start: str, ruleset: "RuleSet", depends: set[str], began: int, problems: list) -> None:
+    """Write the start-up record of a start-up that met no problem, if every status it depends on was settled."""
+    if record.settled_evidence(depends, began) is None:
+        return
+    keyed: dict[str, tuple] = {}
+    examined: dict[str, set[str]] = {}
+    for module in ruleset.modules():
+        found: list[str] = []
+        rules = ruleset.keyed_for_module(module, found)  # as at the import, which examines the same files
+        keyed[module] = tuple((r.id, r.modules, r.fingerprint()) for r in rules)
+        examined[module] = _with_directories(found)
+        depends |= examined[module]
+    evidence = record.settled_evidence(depends, began)
+    if evidence is None or problems:
+        return
+    at = {item[1]: n for n, item in enumerate(evidence)}
+    modules = {module: (keyed[module], tuple(sorted(at[path] for path in examined[module]))) for module in keyed}
+    record.save(store, start, evidence, modules)
