@@ -11,9 +11,10 @@ This module is the public API. The layers below it are internal (their names sta
 underscore): `_base` (settings, messages, outcomes, the trusted store), `_model` (rules, edits,
 gates, and where rules come from: rule files, entry points, the rule set), `_engine` (locate, rewrite, compile,
 cache, the pipeline), `_inspect` (sources read without importing them, for the command line)
-and `_hook` (finder, loader, installation). The names below load on first use, so
-`import astpatch` loads this module alone, and `install()` only what installing the finder needs:
-no edit kind, no rule file (see `astpatch._model.ruleindex`), no rewrite engine.
+and `_hook` (finder, loader, installation, the start-up record). The names below load on first
+use, so `import astpatch` loads this module alone, and `install()` only what installing the finder
+needs: no edit kind, no rule file (see `astpatch._model.ruleindex`), with a start-up record no rule
+set (see `astpatch._hook.record`), no rewrite engine.
 """
 
 # No `from __future__ import annotations` here: it imports the `__future__` module, which

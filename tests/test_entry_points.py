@@ -291,20 +291,20 @@ def test_a_rule_module_changed_within_the_timestamp_granularity_is_seen_by_its_c
     next change may keep it, git's "racy" entries): the content is compared; a settled status suffices."""
     import time
 
-    from astpatch._model import entrypoints
+    from astpatch._base import evidence
 
     module = tmp_path / "rules_module.py"
     module.write_text("RULES = []\n")
-    fixed = entrypoints.file_status(str(module))
-    monkeypatch.setattr(entrypoints, "file_status", lambda path: fixed)  # a file system too coarse to see the change
+    fixed = evidence.file_status(str(module))
+    monkeypatch.setattr(evidence, "file_status", lambda path: fixed)  # a file system too coarse to see the change
     now = time.time_ns()
-    racy = entrypoints.evidence(str(module), now)
-    settled = entrypoints.evidence(str(module), now + 3_000_000_000)
+    racy = evidence.evidence(str(module), now)
+    settled = evidence.evidence(str(module), now + 3_000_000_000)
     assert racy[2] is not None and settled[2] is None
-    assert entrypoints.holds(racy) and entrypoints.holds(settled)
+    assert evidence.holds(racy) and evidence.holds(settled)
     module.write_text("RULES = [1]\n")
-    assert not entrypoints.holds(racy)
-    assert entrypoints.holds(settled)  # past the window, the status is trusted, as git trusts it
+    assert not evidence.holds(racy)
+    assert evidence.holds(settled)  # past the window, the status is trusted, as git trusts it
 
 
 def test_a_settled_directory_is_listed_again_only_when_its_status_changes(tmp_path, monkeypatch):
@@ -313,19 +313,19 @@ def test_a_settled_directory_is_listed_again_only_when_its_status_changes(tmp_pa
     and only a metadata directory appearing in it makes the index stale."""
     import time
 
-    from astpatch._model import entrypoints
+    from astpatch._base import evidence
 
     directory = tmp_path / "site"
     directory.mkdir()
     monkeypatch.setattr(sys, "path", [str(directory)])
     later = time.time_ns() + 3_000_000_000
     monkeypatch.setattr(time, "time_ns", lambda: later)  # the stamp is taken when the directory has settled
-    taken = entrypoints.stamp()
+    taken = evidence.stamp()
     listed = []
-    names = entrypoints._names
-    monkeypatch.setattr(entrypoints, "_names", lambda path: listed.append(path) or names(path))
-    assert entrypoints._stamp_holds(taken) and listed == []
+    names = evidence._names
+    monkeypatch.setattr(evidence, "_names", lambda path: listed.append(path) or names(path))
+    assert evidence.stamp_holds(taken) and listed == []
     (directory / "helper.py").write_text("")
-    assert entrypoints._stamp_holds(taken) and listed == [str(directory)]
+    assert evidence.stamp_holds(taken) and listed == [str(directory)]
     install_second(directory, "[console_scripts]\nsecond = second:main\n")
-    assert not entrypoints._stamp_holds(taken)
+    assert not evidence.stamp_holds(taken)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from astpatch._base import evidence
 from astpatch._base.store import Store
 from astpatch._base.trust import RACY_NS
-from astpatch._model import entrypoints, ruleindex, ruleset
+from astpatch._model import ruleindex, ruleset
 from astpatch._model.rulefiles import builtin_rules_dir
 from astpatch._model.ruleset import RuleSet, load_rules
 
@@ -450,10 +451,10 @@ def test_a_change_within_the_timestamp_granularity_is_seen_by_the_content(tmp_pa
     rules.mkdir()
     rule = rules / "a.py"
     rule.write_text(ON.format(name="a", module="first"))
-    real = entrypoints.file_status
+    real = evidence.file_status
     coarse = {str(rule): real(str(rule)), str(rules): real(str(rules))}
-    monkeypatch.setattr(entrypoints, "file_status", lambda path: coarse[path] if path in coarse else real(path))
-    monkeypatch.setattr(ruleindex, "file_status", entrypoints.file_status)
+    monkeypatch.setattr(evidence, "file_status", lambda path: coarse[path] if path in coarse else real(path))
+    monkeypatch.setattr(ruleindex, "file_status", evidence.file_status)
     store = Store(str(tmp_path / "cache"))
     assert indexed_set(store, [str(rules)]).modules() == {"first"}
     rule.write_text(ON.format(name="a", module="other"))  # the same size, and the same status

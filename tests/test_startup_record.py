@@ -189,17 +189,24 @@ def test_a_start_up_that_says_something_writes_no_record(tmp_path):
     assert not list(s.cache.glob("start-up-*.index"))
 
 
-def test_other_working_directories_and_rule_paths_keep_their_own_records(tmp_path):
-    """A record stands for one start-up: the same program elsewhere, or with other rules, decides anew."""
+def test_a_record_stands_for_its_rule_paths_wherever_the_program_runs(tmp_path):
+    """The same program run in another directory installs from the same record: the working directory
+    (sys.path's "") counts by the distributions in it, and there are none. With other rules it decides anew;
+    with a distribution in that directory too."""
     s = scene(tmp_path)
     recorded(s)
     s.cwd = tmp_path / "elsewhere"
     s.cwd.mkdir()
     data = run(s)
-    assert not data["recorded"] and data["patched"] == ["pickler"]
+    assert data["recorded"] and data["patched"] == ["pickler"]
+    as_without_record(s, data)
+    (s.cwd / "seconddist-1.0.dist-info").mkdir()
+    ((s.cwd / "seconddist-1.0.dist-info") / "entry_points.txt").write_text("[astpatch.rules]\nsecond = second_rules\n")
+    data = run(s)
+    assert not data["recorded"] and data["patched"] == ["pickler", "second"]
     other = tmp_path / "other-rules"
     shutil.copytree(s.rule.parent, other)
     s.cwd, s.rules = tmp_path, other
     data = run(s)
     assert not data["recorded"] and data["patched"] == ["pickler"]
-    assert len(list(s.cache.glob("start-up-*.index"))) == 1  # the first program's: the others' were racy
+    assert len(list(s.cache.glob("start-up-*.index"))) == 1  # the others' were too recent to record

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 
 def build_rules(given: list, store: Store, disabled: settings.Disabled, report: "Callable[[str], None]", *,
-                entry_points: bool = True) -> "tuple[RuleSet, list | None, set[str] | None]":
+                entry_points: bool = True) -> "tuple[RuleSet, list | None, tuple[tuple, set[str]] | None]":
     """The rule set install() puts in force; the indexed entry points (None: none are indexed,
     discover them at the first import; without `entry_points`, none, as a start-up record vouched);
-    and the paths whose status all that depends on, None when no record can stand for it (no cache,
-    no entry-point index yet or entry points to import, a rule file executed at every start)."""
+    and what all that depends on, the entry-point index's stamp and the paths whose status counts, None
+    when no record can stand for it (no cache, no entry-point index yet or entry points to import, a rule
+    file executed at every start)."""
     ruleset = RuleSet(report, disabled.rule_ids)
     sources = standard_sources(given)
     index = None
@@ -34,20 +35,20 @@ def build_rules(given: list, store: Store, disabled: settings.Disabled, report: 
         index.save()
     # Rules that other distributions ship: from the index when it is current (no metadata is
     # read), else discovered at the first import (see astpatch._model.entrypoints).
-    depends: set[str] | None = set() if index is not None else None
+    stamps: list[tuple] = []
     indexed: list | None = []
     if entry_points:
-        indexed = read_index(store, report, depends) if store.usable() else None
+        indexed = read_index(store, report, stamps) if store.usable() else None
     if indexed is not None:
         ruleset.add_pending(indexed)
-    if index is None or indexed != [] or any(entry[2] is None for entry in index.files.values()):
+    if index is None or indexed != [] or not stamps or any(entry[2] is None for entry in index.files.values()):
         return ruleset, indexed, None
-    assert depends is not None
+    depends: set[str] = set()
     depends.update(os.path.abspath(os.fspath(s)) for s in sources if isinstance(s, (str, os.PathLike)))
     depends.update(index.directories)
     depends.update(_with_directories(index.files))
     depends.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where the shipped rules are
-    return ruleset, indexed, depends
+    return ruleset, indexed, (stamps[0], depends)
 
 
 def _with_directories(files: "Iterable[str]") -> set[str]:
@@ -76,17 +77,18 @@ def start_up(given: list, store: Store, disabled: settings.Disabled, strict: boo
         report(message)
 
     began = time.time_ns()  # before anything is examined: a change after it is never recorded as settled
-    ruleset, indexed, depends = build_rules(given, store, disabled, reporting)
+    ruleset, indexed, basis = build_rules(given, store, disabled, reporting)
     for unknown in ruleset.unknown_disabled():
         problems.append(unknown)
         configuration(f"astpatch: ASTPATCH_DISABLE names {unknown!r}, which is no known rule id "
                       f"(known: {', '.join(sorted(ruleset.seen_ids)) or 'none'}).")
-    if start is not None and depends is not None and not problems:
-        _save_record(store, start, ruleset, depends, began, problems)
+    if start is not None and basis is not None and not problems:
+        _save_record(store, start, ruleset, *basis, began, problems)
     return Session(ruleset, store, strict), indexed
 
 
-def _save_record(store: Store, start: str, ruleset: "RuleSet", depends: set[str], began: int, problems: list) -> None:
+def _save_record(store: Store, start: str, ruleset: "RuleSet", stamp: tuple, depends: set[str], began: int,
+                 problems: list) -> None:
     """Write the start-up record of a start-up that met no problem, if every status it depends on was settled."""
     if record.settled_evidence(depends, began) is None:
         return
@@ -101,6 +103,4 @@ def _save_record(store: Store, start: str, ruleset: "RuleSet", depends: set[str]
     evidence = record.settled_evidence(depends, began)
     if evidence is None or problems:
         return
-    at = {item[1]: n for n, item in enumerate(evidence)}
-    modules = {module: (keyed[module], tuple(sorted(at[path] for path in examined[module]))) for module in keyed}
-    record.save(store, start, evidence, modules)
+    record.save(store, start, stamp, evidence, {module: (keyed[module], examined[module]) for module in keyed})

@@ -4,12 +4,12 @@ With a current rule-file index, `install()` still builds the rule set: it loads 
 decide load order, ids, trust and pending files, and takes each file's evidence. The outcome of all
 that is small: the target modules, and for each the rules a cache key takes (ids, modules,
 fingerprints). A start-up that decided without a problem writes that outcome here, with the status
-of every path it depends on (the rule directories and files, the directories that hold them, the
-search path's entries and their distributions' `entry_points.txt`); a later `install()` with the
-same arguments and settings that finds every status unchanged installs the finder from the record
-alone, one file read and a `stat` a path, and loads none of those modules. The rule set is built as
-`install()` would have built it when something needs it: a cache miss, a problem to report,
-`Installation.rules`.
+of every path it depends on (the rule directories and files, the directories that hold them) and
+the entry-point index's stamp (`astpatch._base.evidence`: no distribution declares rules); a later
+`install()` with the same arguments, settings, search path and working directory that finds all of
+it unchanged installs the finder from the record alone, one file read and a `stat` a path, and
+loads none of those modules. The rule set is built as `install()` would have built it when
+something needs it: a cache miss, a problem to report, `Installation.rules`.
 
 A record is written only when every status it holds was settled before that start-up began
 (`trust.RACY_NS`), so no change made while it decided can hide behind an unchanged status. At a
@@ -28,6 +28,8 @@ from .._base.trust import RACY_NS, status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .._base.store import Store
 
 PREFIX = "start-up-"
@@ -37,14 +39,14 @@ _FORMAT = 1
 def identity(sources: list[str], disabled: frozenset[str], strict: bool) -> str | None:
     """What a start-up's decisions depend on besides the files: astpatch, the interpreter, the
     rule paths (absolute), ASTPATCH_DISABLE's ids, strictness, and the search path its entry points
-    come from (with the working directory, which "" names); None when the working directory is gone."""
+    come from (a relative entry, "" among them, counts by the distributions it holds wherever it
+    is: the stamp); None when a relative rule path cannot be resolved (the working directory is gone)."""
     try:
-        here = os.getcwd()
+        paths = [os.path.abspath(s) for s in sources]
     except OSError:
         return None
     return repr((_FORMAT, __version__, sys.implementation.cache_tag, os.path.dirname(os.path.dirname(__file__)),
-                 [os.path.abspath(s) for s in sources], sorted(disabled), bool(strict), sys.prefix,
-                 [p for p in sys.path if isinstance(p, str)], here))
+                 paths, sorted(disabled), bool(strict), sys.prefix, [p for p in sys.path if isinstance(p, str)]))
 
 
 def _name(identity: str) -> str:
@@ -53,25 +55,22 @@ def _name(identity: str) -> str:
     return f"{PREFIX}{_imp.source_hash(_FORMAT, identity.encode('utf-8')).hex()}{INDEX_SUFFIX}"
 
 
-def _holds(evidence: "tuple[tuple, ...]") -> bool:
-    for item in evidence:
-        if status_evidence(item[1]) != item:
-            return False
-    return True
+def _status(path: str) -> tuple:
+    """(mtime_ns, ctime_ns, size, inode) of what `path` names, Nones when nothing does (`trust.status_evidence`)."""
+    return status_evidence(path)[2:]
 
 
 class Record:
     """A start-up's decisions: its target modules, and each one's keyed rules with the evidence to
     take again at its import."""
 
-    __slots__ = ("targets", "_modules", "_evidence")
+    __slots__ = ("targets", "_modules")
 
-    def __init__(self, modules: "dict[str, bytes]", evidence: "tuple[tuple, ...]") -> None:
+    def __init__(self, modules: "dict[str, bytes]") -> None:
         self.targets = frozenset(modules)
-        # module -> marshalled (((id, modules, fingerprint), ...), the indexes in `evidence` of the
-        # files that define them and their directories), unmarshalled at its import alone
+        # module -> marshalled (((id, modules, fingerprint), ...), ((path, status), ...) of the files
+        # that define them and of their directories), unmarshalled at its import alone
         self._modules = modules
-        self._evidence = evidence
 
     def keyed(self, module: str) -> list | None:
         """The rules a cache key takes for `module`, as recorded, if the files that define them are
@@ -80,8 +79,9 @@ class Record:
         if blob is None:
             return []  # no rule targets it
         rules, checks = marshal.loads(blob)
-        if not _holds(tuple(self._evidence[n] for n in checks)):
-            return None
+        for path, status in checks:
+            if _status(path) != status:
+                return None
         from .._base.cache import IndexedRule
 
         return [IndexedRule(rule_id, modules, fingerprint) for rule_id, modules, fingerprint in rules]
@@ -98,31 +98,50 @@ def load(store: "Store", identity: str) -> Record | None:
     if _imp.source_hash(_FORMAT, data[8:]) != data[:8]:
         return None
     try:
-        recorded, evidence, modules = marshal.loads(data[8:])
-        if recorded != identity or not _holds(evidence):
+        recorded, stamp, directories, statuses, modules = marshal.loads(data[8:])
+        if recorded != identity:
             return None
-        return Record(modules, evidence)
+        n = 0
+        for prefix, names in directories:  # the paths grouped by directory: a smaller record to read
+            for name in names:
+                if _status(prefix + name) != statuses[n]:
+                    return None
+                n += 1
+        from .._base.evidence import stamp_holds
+
+        return Record(modules) if stamp_holds(stamp) else None
     except Exception:  # not a record (marshal raises several types)
         return None
 
 
-def settled_evidence(paths: "set[str]", began: int) -> "tuple[tuple, ...] | None":
+def settled_evidence(paths: "Iterable[str]", began: int) -> "dict[str, tuple] | None":
     """The status of each path (absent ones too: one made later changes it), if none changed since
     `began - RACY_NS`; else None (no record)."""
-    evidence = []
-    for path in sorted(paths):
-        item = status_evidence(path)
-        if item[2] is not None and began - max(item[2], item[3]) < RACY_NS:
+    evidence = {}
+    for path in paths:
+        status = _status(path)
+        if status[0] is not None and began - max(status[0], status[1]) < RACY_NS:
             return None
-        evidence.append(item)
-    return tuple(evidence)
+        evidence[path] = status
+    return evidence
 
 
-def save(store: "Store", identity: str, evidence: "tuple[tuple, ...]", modules: "dict[str, tuple]") -> None:
-    """Write a record (not where the cache directory cannot be written: the cache's own writes say so)."""
+def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple]", modules: "dict[str, tuple]") -> None:
+    """Write a record (not where the cache directory cannot be written: the cache's own writes say so):
+    `stamp` is the entry-point index's (`evidence.stamp`: no entry points), `evidence` the status of every
+    other path it depends on, `modules` each target's keyed rules and the paths (in `evidence`) to
+    examine again at its import."""
     import _imp
 
     if store.directory is None or not os.access(store.directory, os.W_OK | os.X_OK):
         return
-    data = marshal.dumps((identity, evidence, {module: marshal.dumps(value) for module, value in modules.items()}))
+    grouped: dict[str, list[str]] = {}
+    for path in sorted(evidence):
+        directory, name = os.path.split(path)
+        grouped.setdefault(os.path.join(directory, ""), []).append(name)
+    directories = tuple((prefix, tuple(names)) for prefix, names in grouped.items())
+    statuses = tuple(evidence[prefix + name] for prefix, names in directories for name in names)
+    blobs = {module: marshal.dumps((rules, tuple((path, evidence[path]) for path in sorted(checks))))
+             for module, (rules, checks) in modules.items()}
+    data = marshal.dumps((identity, stamp, directories, statuses, blobs))
     store.write(_name(identity), _imp.source_hash(_FORMAT, data) + data)

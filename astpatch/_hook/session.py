@@ -82,6 +82,7 @@ class Session:
         loaded) writes no index: an index would hide the problem, and the rules missing, from
         the processes that follow, which discover again and report it too.
         """
+        from .._base.evidence import stamp
         from .._model import entrypoints
 
         trace("discovering the astpatch.rules entry points (no current index)")
@@ -91,7 +92,7 @@ class Session:
             problems.append(message)
             self.report_problem(message)
 
-        taken = entrypoints.stamp()  # before reading: a distribution installed meanwhile makes the index stale
+        taken = stamp()  # before reading: a distribution installed meanwhile makes the index stale
         found, rules = entrypoints.discover(report)
         self.rules.add(rules)
         if not problems and self.store.usable(create=True):

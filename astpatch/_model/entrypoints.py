@@ -20,11 +20,10 @@ program goes on without other distributions' rules (astpatch's own and the progr
 """
 
 import marshal
-import os
 import sys
 
+from .._base.evidence import evidence, holds, search_path, stamp_holds
 from .._base.store import INDEX_SUFFIX, Unreadable
-from .._base.trust import RACY_NS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,124 +36,13 @@ GROUP = "astpatch.rules"
 INDEX_PREFIX = "entry-points-"
 _INDEX_FORMAT = 3
 
-# The index's stamp covers what discovery's answer depends on, and nothing else:
-# - which distributions are installed: for each sys.path entry, the names of its metadata
-#   directories (`*.dist-info`, `*.egg-info`), which is what importlib.metadata looks for. Not the
-#   entries' modification times: "" (the current directory) and a script's directory change
-#   whenever any file is created there, site-packages whenever a .pth file or a module is, and
-#   every such process would discover again. A directory's status only spares listing it again:
-#   while it holds, no entry was created, removed or renamed in it.
-# - what each declares: the status of its entry_points.txt (reinstalling the same version, as an
-#   editable install does, keeps the directory's name but rewrites the file);
-# - what each indexed entry point's rules target: the status of its rule modules' files (the
-#   module it names, and that module's submodules loaded with it), so an edited rule module is seen.
-# A status recorded less than two seconds after the change it shows may stay the same through the
-# next change (the file system's timestamp granularity, git's "racy" entries): such a file's
-# content is compared too (by digest), and such a directory is listed again.
-_METADATA_SUFFIXES = (".dist-info", ".egg-info")
-
-
-def _search_path() -> list[str]:
-    return [entry for entry in sys.path if isinstance(entry, str)]
-
-
-def file_status(path: str) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-
-
-def settled(status: tuple[int, int, int, int] | None, now: int) -> bool:
-    """Whether a status taken at `now` vouches for the file by itself (see above)."""
-    return status is not None and now - max(status[0], status[1]) >= RACY_NS
-
-
-def _digest(path: str) -> bytes | None:
-    import _imp
-
-    try:
-        with open(path, "rb") as f:
-            return _imp.source_hash(_INDEX_FORMAT, f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def evidence(path: str, now: int, content: bool = True) -> tuple:
-    """(path, status, check) of a file, its status taken at `now` or later: `check` is None when
-    the status vouches for the file, else the digest of its content, or False when nothing does
-    (`content` False: a zip file is not read whole)."""
-    status = file_status(path)
-    if status is None or settled(status, now):
-        return (path, status, None)
-    return (path, status, _digest(path) if content else False)
-
-
-def holds(item: tuple) -> bool:
-    """Whether a file's recorded evidence still holds."""
-    path, status, check = item
-    if check is False or file_status(path) != status:
-        return False
-    return check is None or _digest(path) == check
-
-
-def _names(directory: str) -> tuple[str, ...] | str | None:
-    """The names of the metadata directories in a sys.path entry; "file" for a zip file (its
-    distributions are found too), None when there is nothing there."""
-    try:
-        with os.scandir(directory) as found:
-            return tuple(sorted(e.name for e in found if e.name.lower().endswith(_METADATA_SUFFIXES)
-                                or e.name.lower() == "egg-info"))  # EGG-INFO: inside an .egg directory
-    except NotADirectoryError:
-        return "file"
-    except (OSError, ValueError):
-        return None
-
-
-def _declarations(directory: str, names: tuple[str, ...] | str | None) -> list[tuple[str, bool]]:
-    """The files that say which entry points a sys.path entry's distributions declare, with
-    whether their content may be read."""
-    if names == "file":
-        return [(directory, False)]
-    return [(os.path.join(directory, name, "entry_points.txt"), True) for name in names or ()]
-
-
-def stamp() -> tuple:
-    """The installed distributions and the status of their entry_points.txt (see above); taken
-    before discovery reads them, so that what changes meanwhile makes the index stale."""
-    import time
-
-    now = time.time_ns()
-    entries: list[tuple] = []
-    files: list[tuple] = []
-    for entry in _search_path():
-        directory = entry or "."
-        status = file_status(directory)  # before listing: a change after it changes the status
-        names = _names(directory)
-        entries.append((entry, status if settled(status, now) else None, names))
-        files.extend(evidence(path, now, content) for path, content in _declarations(directory, names))
-    return tuple(entries), tuple(files)
-
-
-def _stamp_holds(recorded: tuple) -> bool:
-    entries, files = recorded
-    if [entry for entry, _, _ in entries] != _search_path():
-        return False
-    for entry, status, names in entries:
-        directory = entry or "."
-        if (status is None or file_status(directory) != status) and _names(directory) != names:
-            return False
-    return all(holds(item) for item in files)
-
-
 def index_name() -> str:
     """The index file of this environment: named by the interpreter's prefix and search path, so
     environments that share a cache directory each keep their own instead of replacing
     each other's."""
     import _imp
 
-    identity = repr((sys.prefix, sys.implementation.cache_tag, _search_path())).encode("utf-8")
+    identity = repr((sys.prefix, sys.implementation.cache_tag, search_path())).encode("utf-8")
     return f"{INDEX_PREFIX}{_imp.source_hash(_INDEX_FORMAT, identity).hex()}{INDEX_SUFFIX}"
 
 
@@ -267,9 +155,10 @@ def discover(report: "Callable[[str], None]") -> tuple[list[Plugin], list["Rule"
     return plugins, rules
 
 
-def read_index(store: "Store", report: "Callable[[str], None]", paths: "set[str] | None" = None) -> list[Plugin] | None:
+def read_index(store: "Store", report: "Callable[[str], None]", stamps: "list[tuple] | None" = None
+               ) -> list[Plugin] | None:
     """The indexed entry points, or None when there is no index, it is stale or not to be trusted;
-    the paths whose status its answer depends on are added to `paths` (for the start-up record).
+    the stamp that vouched for them is added to `stamps` (for the start-up record).
 
     The index names modules that will be imported, so it is read with the trust checks that
     cache entries get (the store's: a private directory, a file only this user can have written).
@@ -284,17 +173,14 @@ def read_index(store: "Store", report: "Callable[[str], None]", paths: "set[str]
         return None
     try:
         version, recorded, entries = marshal.loads(data)
-        if version != _INDEX_FORMAT or not _stamp_holds(recorded):
+        if version != _INDEX_FORMAT or not stamp_holds(recorded):
             return None
         plugins = [Plugin(entry, value, dist, tuple(targets), tuple(item[0] for item in files))
                    for entry, value, dist, targets, files in entries]
         if not all(holds(item) for _, _, _, _, files in entries for item in files):
             return None  # a rule module changed: its rules may target other modules now
-        if paths is not None:
-            search, declarations = recorded
-            paths.update(os.path.abspath(entry or ".") for entry, _, _ in search)
-            paths.update(os.path.abspath(item[0]) for item in declarations)
-            paths.update(os.path.abspath(item[0]) for *_, rule_files in entries for item in rule_files)
+        if stamps is not None:
+            stamps.append(recorded)
     except Exception:  # damaged: discovered again, and replaced
         return None
     return plugins

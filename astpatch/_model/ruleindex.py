@@ -4,7 +4,7 @@ executes no rule file.
 Executing a rule file costs tens of microseconds (far more without a current `.pyc`), which a
 program with many rule files would pay at every start-up. So the index, one small file in the
 cache directory for each list of rule paths (and astpatch version and interpreter), records for
-each rule file the evidence of its content (`entrypoints.evidence`: its status, and its digest
+each rule file the evidence of its content (`evidence.evidence`: its status, and its digest
 while that status is too recent to vouch for it, `trust.RACY_NS`) and its rules' ids, modules,
 key packages and fingerprints; and for each rule directory its entries and status. `install()` takes each
 file's evidence (one `stat`; a directory is listed again only when its status changed), and a
@@ -32,8 +32,8 @@ import marshal
 import os
 import sys
 
+from .._base.evidence import evidence, file_status, holds, settled
 from .._base.store import INDEX_SUFFIX, Unreadable
-from .entrypoints import evidence, file_status, holds, settled
 from .rulefiles import load_rule_file
 
 TYPE_CHECKING = False
