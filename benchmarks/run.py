@@ -259,11 +259,13 @@ def warm_rows(s: Series, against: str | None) -> list[tuple[str, str, str, str, 
     return rows
 
 
-# -- small patched modules in a bare process (no torch) -------------------------------------------
+# -- small patched modules in a bare process (no torch), and in a torch process ----------------------
 
 # SMALL_COUNT small modules, each with a rule (text hunks: no libcst) on one function. A bare process
 # imports one of them, or all, under astpatch (after install(), not timed) and without it; warm (the
-# cache holds them) and cold (it holds only the entry-point index, so no discovery is timed).
+# cache holds them) and cold (it holds only the entry-point index, so no discovery is timed). A torch
+# process does the same once it has imported torch (not timed): a program's usual state, with
+# `linecache`, `inspect` and the rest of what torch imports already loaded.
 SMALL_COUNT = 20
 SMALL_MODULE = '''"""{name}: a small module for the benchmark."""
 
@@ -285,6 +287,7 @@ SMALL_RULE = """Rule(
 BARE_IMPORT = """
 import json, sys, time
 {install}
+{prelude}
 before = set(sys.modules)
 started = time.perf_counter()
 import {names}
@@ -312,31 +315,37 @@ def small_modules(tmp: str, python: Path) -> tuple[str, str]:
     return site, rules
 
 
-def bare_import(count: int, rules: str | None = None, cache: str | None = None) -> str:
-    """The program that imports `count` small modules: under astpatch when `rules` are given."""
+def bare_import(count: int, rules: str | None = None, cache: str | None = None, prelude: str = "") -> str:
+    """The program that imports `count` small modules, after `prelude`: under astpatch when `rules` are given."""
     install = f"import astpatch\nastpatch.install(rules=[{rules!r}], cache_dir={cache!r})" if rules else ""
-    return BARE_IMPORT.format(install=install, names=", ".join(f"small_{i}" for i in range(count)))
+    return BARE_IMPORT.format(install=install, prelude=prelude, names=", ".join(f"small_{i}" for i in range(count)))
 
 
-def measure_bare(s: Series, python: Path, tmp: str, rounds: int, against: str | None) -> None:
-    """The bare-process rows: warm and cold imports of 1 and of SMALL_COUNT small modules, side by side
-    with the same imports without astpatch (and with the astpatch in `against`, when given)."""
+PROCESSES = {"bare": "", "torch": "import torch"}  # what the process has imported before the timed import
+
+
+def measure_bare(s: Series, python: Path, tmp: str, rounds: int, against: str | None, process: str = "bare") -> None:
+    """The `process` rows (see PROCESSES): warm and cold imports of 1 and of SMALL_COUNT small modules,
+    side by side with the same imports without astpatch (and with the astpatch in `against`, when given)."""
+    prelude = PROCESSES[process]
+    tmp = os.path.join(tmp, process)
+    os.makedirs(tmp)
     site, rules = small_modules(tmp, python)
     trees = {"now": None, **({"against": against} if against else {})}
     paths = {tree: os.pathsep.join(filter(None, [directory, site])) for tree, directory in trees.items()}
-    warm = {tree: os.path.join(tmp, f"bare-warm-{tree}") for tree in trees}
+    warm = {tree: os.path.join(tmp, f"warm-{tree}") for tree in trees}
     for tree in trees:  # fill the warm caches, entry-point index included
-        run_child(python, bare_import(SMALL_COUNT, rules, warm[tree]), pythonpath=paths[tree])
+        run_child(python, bare_import(SMALL_COUNT, rules, warm[tree], prelude), pythonpath=paths[tree])
     time.sleep(2.5)  # the rule file settles: the next program writes the start-up record, as a usual one finds it
     for tree in trees:
-        run_child(python, bare_import(1, rules, warm[tree]), pythonpath=paths[tree])
+        run_child(python, bare_import(1, rules, warm[tree], prelude), pythonpath=paths[tree])
     cold = 0
 
     def cold_cache(tree: str) -> str:
         """An empty cache but for the entry-point index (discovering the entry points is not timed)."""
         nonlocal cold
         cold += 1
-        directory = os.path.join(tmp, f"bare-cold-{tree}-{cold}")
+        directory = os.path.join(tmp, f"cold-{tree}-{cold}")
         os.makedirs(directory, mode=0o700)
         for name in os.listdir(warm[tree]):
             if name.startswith("entry-points-"):
@@ -344,35 +353,38 @@ def measure_bare(s: Series, python: Path, tmp: str, rounds: int, against: str | 
         return directory
 
     for r in range(rounds):
-        variants = [(f"bare plain {count}", count, None, "now") for count in (1, SMALL_COUNT)]
-        variants += [(f"bare {kind} {count} {tree}", count, kind, tree)
+        variants = [(f"{process} plain {count}", count, None, "now") for count in (1, SMALL_COUNT)]
+        variants += [(f"{process} {kind} {count} {tree}", count, kind, tree)
                      for count in (1, SMALL_COUNT) for kind in ("warm", "cold") for tree in trees]
         for name, count, kind, tree in rotated(variants, r):
             cache = None if kind is None else warm[tree] if kind == "warm" else cold_cache(tree)
-            data, _, _ = run_child(python, bare_import(count, rules if kind else None, cache), pythonpath=paths[tree])
+            data, _, _ = run_child(python, bare_import(count, rules if kind else None, cache, prelude),
+                                   pythonpath=paths[tree])
             assert data is not None and data["patched"] == [kind is not None] * count, (name, data)
             s.add(name, data["seconds"])
             s.added_modules[name] = data["added"]
 
 
-def bare_rows(s: Series, against: str | None) -> list[tuple[str, str, str, str, str]]:
+def bare_rows(s: Series, against: str | None, process: str = "bare") -> list[tuple[str, str, str, str, str]]:
     ms = 1e3
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
+    if f"{process} plain 1" not in s.values:
+        return rows
     for count in (1, SMALL_COUNT):
         what = "1 small module" if count == 1 else f"{count} small modules"
-        plain = f"bare plain {count}"
+        plain = f"{process} plain {count}"
         for kind, target in (("warm", "<= +0.5 ms" if count == 1 else ""), ("cold", "")):
             for tree, label in (("now", ""), *((("against", f", {against}"),) if against else ())):
-                name = f"bare {kind} {count} {tree}"
+                name = f"{process} {kind} {count} {tree}"
                 added = paired_added(s, name, plain)
                 per = f" ({added / count * ms:+.3f} ms each)" if count > 1 else ""
-                rows.append((f"bare process, {kind} import of {what}{label}", s.cell(name, ms, "ms"),
+                rows.append((f"{process} process, {kind} import of {what}{label}", s.cell(name, ms, "ms"),
                              s.cell(plain, ms, "ms"), f"{added * ms:+.3f} ms{per}", target))
     for tree, label in (("now", ""), *((("against", f", {against}"),) if against else ())):
-        extra = sorted(set(s.added_modules[f"bare warm 1 {tree}"]) - set(s.added_modules["bare plain 1"]))
+        extra = sorted(set(s.added_modules[f"{process} warm 1 {tree}"]) - set(s.added_modules[f"{process} plain 1"]))
         own = [m for m in extra if m.startswith("astpatch.")]
         others = [m for m in extra if m not in own]
-        rows.append((f"bare process, warm: modules imported besides the target{label}",
+        rows.append((f"{process} process, warm: modules imported besides the target{label}",
                      f"{len(own)} of astpatch's{f' ({own[0]})' if len(own) == 1 else ''}, {len(others)} others"
                      + (f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""),
                      "0", "", "none but astpatch's"))
@@ -690,7 +702,8 @@ def main() -> int:
             print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
         measure_startup(s, py210, tmp, rounds, {"now": trees[0], "before": trees[1]} if trees is not None else
                         {"now": startup_tree(venvs.ROOT, os.path.join(tmp, "startup-now"), py210)})
-        measure_bare(s, py210, tmp, rounds, against_tree)
+        for process in PROCESSES:
+            measure_bare(s, py210, tmp, rounds, against_tree, process)
 
     report(s, rounds, args.install_against, args.against_tree)
     return 0
@@ -757,7 +770,7 @@ def report(s: Series, rounds: int, install_against: str | None = None, against_t
         now, before = "import and install, now", "import and install, before"
         rows.append((f"import astpatch + install() vs {install_against}", s.cell(now, ms, "ms"),
                      s.cell(before, ms, "ms"), f"{paired_added(s, now, before) * ms:+.3f} ms", "<= +0 (no more than before)"))
-    rows += warm_rows(s, against_tree) + bare_rows(s, against_tree)
+    rows += warm_rows(s, against_tree) + [row for process in PROCESSES for row in bare_rows(s, against_tree, process)]
     rows += [
         ("call: patched dumps vs torch 2.13 dumps", s.cell("call astpatch", us, "us"), s.cell("call upstream 2.13", us, "us"),
          f"x{call_vs_213:.3f}", "within 2%"),
