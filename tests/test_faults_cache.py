@@ -96,6 +96,9 @@ class Demanding(AddExceptTypes):
 
     def apply(self, target):
         if os.environ.get("EDIT_INTERRUPT"):
+            # Ctrl-C as an interactive program gets it, whatever the test run inherited (a run started in
+            # the background by a shell without job control ignores SIGINT, and so would this process).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
         bytearray(int(os.environ.get("EDIT_BUFFER", "0")))
 
