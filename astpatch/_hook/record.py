@@ -12,7 +12,7 @@ loads none of those modules. The rule set is built as `install()` would have bui
 something needs it: a cache miss, a problem to report, `Installation.rules`.
 
 A record is written only when every status it holds was settled before that start-up began
-(`trust.RACY_NS`), so no change made while it decided can hide behind an unchanged status. At a
+(`evidence.settled`), so no change made while it decided can hide behind an unchanged status. At a
 target's import the statuses of the files that define its rules, and their directories, are taken
 again, as executing them would examine them (a file made writable by others is then reported, as
 without a record). Records go through the store, as cache entries do, with a checksum.
@@ -23,8 +23,8 @@ import os
 import sys
 
 from .._base import __version__
+from .._base.evidence import file_status, settled, stamp_holds
 from .._base.store import INDEX_SUFFIX, Unreadable
-from .._base.trust import RACY_NS, status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .._base.store import Store
 
 PREFIX = "start-up-"
-_FORMAT = 1
+_FORMAT = 2
 
 
 def identity(sources: list[str], disabled: frozenset[str], strict: bool) -> str | None:
@@ -53,11 +53,6 @@ def _name(identity: str) -> str:
     import _imp
 
     return f"{PREFIX}{_imp.source_hash(_FORMAT, identity.encode('utf-8')).hex()}{INDEX_SUFFIX}"
-
-
-def _status(path: str) -> tuple:
-    """(mtime_ns, ctime_ns, size, inode) of what `path` names, Nones when nothing does (`trust.status_evidence`)."""
-    return status_evidence(path)[2:]
 
 
 class Record:
@@ -80,7 +75,7 @@ class Record:
             return []  # no rule targets it
         rules, checks = marshal.loads(blob)
         for path, status in checks:
-            if _status(path) != status:
+            if file_status(path) != status:
                 return None
         from .._base.cache import IndexedRule
 
@@ -104,29 +99,27 @@ def load(store: "Store", identity: str) -> Record | None:
         n = 0
         for prefix, names in directories:  # the paths grouped by directory: a smaller record to read
             for name in names:
-                if _status(prefix + name) != statuses[n]:
+                if file_status(prefix + name) != statuses[n]:
                     return None
                 n += 1
-        from .._base.evidence import stamp_holds
-
         return Record(modules) if stamp_holds(stamp) else None
     except Exception:  # not a record (marshal raises several types)
         return None
 
 
-def settled_evidence(paths: "Iterable[str]", began: int) -> "dict[str, tuple] | None":
+def settled_evidence(paths: "Iterable[str]", began: int) -> "dict[str, tuple | None] | None":
     """The status of each path (absent ones too: one made later changes it), if none changed since
-    `began - RACY_NS`; else None (no record)."""
+    `began` less `trust.RACY_NS`; else None (no record)."""
     evidence = {}
     for path in paths:
-        status = _status(path)
-        if status[0] is not None and began - max(status[0], status[1]) < RACY_NS:
+        status = file_status(path)
+        if status is not None and not settled(status, began):
             return None
         evidence[path] = status
     return evidence
 
 
-def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple]", modules: "dict[str, tuple]") -> None:
+def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple | None]", modules: "dict[str, tuple]") -> None:
     """Write a record (not where the cache directory cannot be written: the cache's own writes say so):
     `stamp` is the entry-point index's (`evidence.stamp`: no entry points), `evidence` the status of every
     other path it depends on, `modules` each target's keyed rules and the paths (in `evidence`) to
