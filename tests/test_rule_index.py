@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from astpatch._base import evidence
+from astpatch._base.evidence import RACY_NS
 from astpatch._base.store import Store
-from astpatch._base.trust import RACY_NS
 from astpatch._model import ruleindex, ruleset
 from astpatch._model.rulefiles import builtin_rules_dir
 from astpatch._model.ruleset import RuleSet, load_rules

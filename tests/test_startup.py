@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from astpatch._base.trust import RACY_NS
+from astpatch._base.evidence import RACY_NS
 
 from conftest import RULE_FILE, check
 from scenario import Scenario

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from astpatch._base.trust import RACY_NS
+from astpatch._base.evidence import RACY_NS
 
 from conftest import PICKLER_SOURCE, RULE_FILE, check
 from scenario import Scenario
@@ -46,7 +46,7 @@ SECOND_RULES = ON.format(rule_id="second-valueerror", module="second")
 
 
 def settle() -> None:
-    """Wait until what was just written is older than the racy window (`trust.RACY_NS`)."""
+    """Wait until what was just written is older than the racy window (`evidence.RACY_NS`)."""
     time.sleep(RACY_NS / 1e9 + 0.1)
 
 

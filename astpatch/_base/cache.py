@@ -27,9 +27,9 @@ from _frozen_importlib_external import MAGIC_NUMBER  # importlib.util's, without
 
 from . import __version__
 from . import outcomes as oc
+from .evidence import status_evidence
 from .messages import trace, warn
 from .store import Store, Unreadable
-from .trust import status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

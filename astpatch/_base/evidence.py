@@ -1,12 +1,17 @@
 """A file's status as evidence of its content, and the search path's distributions as evidence of the
-entry points they declare: what the entry-point index, the rule-file index and the start-up record
-take, and take again to see whether what they recorded still holds.
+entry points they declare: what the cache's version checks, the entry-point index, the rule-file index
+and the start-up record take, and take again to see whether what they recorded still holds. One
+definition of a status, and of when it is too recent to vouch for a file, for all of them.
 """
 
 import os
 import sys
 
-from .trust import RACY_NS
+# A file changed less than this long before its status was taken may change again within the file
+# system's timestamp granularity with its size and times unchanged (git's "racy" entries): its
+# status is then no evidence of its content. The one bound every such check uses (version
+# evidence, the entry-point index's stamp, a timestamp pyc's freshness).
+RACY_NS = 2_000_000_000
 
 _DIGEST_KEY = 3  # SipHash's key for a file's digest: any constant a C long holds
 
@@ -32,11 +37,18 @@ def search_path() -> list[str]:
 
 
 def file_status(path: str) -> tuple[int, int, int, int] | None:
+    """(mtime_ns, ctime_ns, size, inode) of a file or directory, None when there is none."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def status_evidence(path: str) -> tuple:
+    """("stat", path, mtime_ns, ctime_ns, size, inode) (None for each when there is nothing at `path`):
+    a status as the cache's version evidence records it, compared again to see it unchanged."""
+    return ("stat", path, *(file_status(path) or (None, None, None, None)))
 
 
 def settled(status: tuple[int, int, int, int] | None, now: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .trust import RACY_NS, status_evidence
+from .evidence import settled, status_evidence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -105,8 +105,7 @@ def _settled(evidence: Evidence) -> bool:
     """Whether a recorded status can vouch for the file: it exists and has not changed just now."""
     import time
 
-    changed = max(evidence[2] or 0, evidence[3] or 0)
-    return evidence[2] is not None and time.time_ns() - changed >= RACY_NS
+    return settled(evidence[2:] if evidence[2] is not None else None, time.time_ns())
 
 
 def find_version(distribution: str, near: str | None = None,

@@ -3,28 +3,12 @@
 astpatch executes what it reads from its cache and from rule files, so it trusts only what this user
 (or, for rule files, root) alone could have written: owned by them, not writable by group or others,
 and not reached through a symbolic link or a directory that another user could repoint or change.
-Where the platform has no POSIX ownership (Windows), nothing is refused. And a file's status as
-evidence of its content (`status_evidence`), and how recent a change leaves it none (`RACY_NS`).
+Where the platform has no POSIX ownership (Windows), nothing is refused. (What a file's status says
+of its content is `astpatch._base.evidence`'s.)
 """
 
 import os
 import stat
-
-# A file changed less than this long before its status was taken may change again within the file
-# system's timestamp granularity with its size and times unchanged (git's "racy" entries): its
-# status is then no evidence of its content. The one bound every such check uses (version
-# evidence, the entry-point index's stamp, a timestamp pyc's freshness).
-RACY_NS = 2_000_000_000
-
-
-def status_evidence(path: str) -> tuple:
-    """("stat", path, mtime_ns, ctime_ns, size, inode) of a file or directory (None for each when it
-    does not exist): recorded with what was read from it, and compared again to see it unchanged."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ("stat", path, None, None, None, None)
-    return ("stat", path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 def untrusted(st: os.stat_result, *, root_too: bool = False) -> str | None:

@@ -22,7 +22,7 @@ import sys
 from importlib import _bootstrap_external
 from importlib.util import cache_from_source, source_hash
 
-from .._base.trust import RACY_NS
+from .._base.evidence import RACY_NS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

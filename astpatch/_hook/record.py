@@ -109,7 +109,7 @@ def load(store: "Store", identity: str) -> Record | None:
 
 def settled_evidence(paths: "Iterable[str]", began: int) -> "dict[str, tuple | None] | None":
     """The status of each path (absent ones too: one made later changes it), if none changed since
-    `began` less `trust.RACY_NS`; else None (no record)."""
+    `began` less `evidence.RACY_NS`; else None (no record)."""
     evidence = {}
     for path in paths:
         status = file_status(path)

@@ -5,7 +5,7 @@ Executing a rule file costs tens of microseconds (far more without a current `.p
 program with many rule files would pay at every start-up. So the index, one small file in the
 cache directory for each list of rule paths (and astpatch version and interpreter), records for
 each rule file the evidence of its content (`evidence.evidence`: its status, and its digest
-while that status is too recent to vouch for it, `trust.RACY_NS`) and its rules' ids, modules,
+while that status is too recent to vouch for it, `evidence.RACY_NS`) and its rules' ids, modules,
 key packages and fingerprints; and for each rule directory its entries and status. `install()` takes each
 file's evidence (one `stat`; a directory is listed again only when its status changed), and a
 file whose evidence holds joins the rule set pending, in its place in the load order: it is
