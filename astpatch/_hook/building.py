@@ -10,7 +10,6 @@ from .._base.store import Store
 from .._model.entrypoints import read_index
 from .._model.ruleindex import RuleIndex
 from .._model.ruleset import RuleSet, standard_sources
-from . import record
 from .session import Session
 
 TYPE_CHECKING = False
@@ -90,7 +89,10 @@ def start_up(given: list, store: Store, disabled: settings.Disabled, strict: boo
 def _save_record(store: Store, start: str, ruleset: "RuleSet", stamp: tuple, depends: set[str], began: int,
                  problems: list) -> None:
     """Write the start-up record of a start-up that met no problem, if every status it depends on was settled."""
-    if record.settled_evidence(depends, began) is None:
+    from . import record
+
+    evidence = record.settled_evidence(depends, began)
+    if evidence is None:
         return
     keyed: dict[str, tuple] = {}
     examined: dict[str, set[str]] = {}
@@ -99,8 +101,8 @@ def _save_record(store: Store, start: str, ruleset: "RuleSet", stamp: tuple, dep
         rules = ruleset.keyed_for_module(module, found)  # as at the import, which examines the same files
         keyed[module] = tuple((r.id, r.modules, r.fingerprint()) for r in rules)
         examined[module] = _with_directories(found)
-        depends |= examined[module]
-    evidence = record.settled_evidence(depends, began)
-    if evidence is None or problems:
+    more = record.settled_evidence(set().union(*examined.values()) - evidence.keys(), began)  # each path once
+    if more is None or problems:
         return
+    evidence.update(more)
     record.save(store, start, stamp, evidence, {module: (keyed[module], examined[module]) for module in keyed})

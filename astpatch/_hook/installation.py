@@ -16,7 +16,6 @@ import sys
 from .._base import settings
 from .._base.messages import configuration, report_configuration, trace, warn
 from .._base.store import Store
-from . import record
 from .finder import PatchingFinder
 from .session import Session
 
@@ -161,10 +160,12 @@ def install(
 
         given = list(rules or ())
         paths = [os.fspath(r) for r in given if isinstance(r, (str, os.PathLike))]
-        start = None
-        if store.directory is not None and len(paths) == len(given):  # Rule objects: no record can stand for them
+        start = recorded = None
+        if store.directory is not None and len(paths) == len(given):  # no cache, or Rule objects: no record
+            from . import record
+
             start = record.identity([*settings.rule_paths(), *paths], disabled.rule_ids, strict)
-        recorded = record.load(store, start) if start is not None and store.usable() else None
+            recorded = record.load(store, start) if start is not None and store.usable() else None
         if recorded is not None and not recorded.targets & sys.modules.keys():
             trace("install(): from the start-up record")
             session = Session(None, store, strict, record=recorded,
