@@ -77,10 +77,12 @@ def recorded(s: Scenario) -> dict:
     return data
 
 
-def as_without_record(s: Scenario, data: dict, **env: str) -> None:
-    """`data` is what the program gives with no index and no record (a new cache, used once)."""
+def as_without_record(s: Scenario, data: dict, *, targets: bool = True, **env: str) -> None:
+    """`data` is what the program gives with no index and no record (a new cache, used once); not
+    `targets` where entry points declare rules: with no index, install() knows theirs only at the first import."""
     fresh = run(s, s.tmp / f"fresh-{time.monotonic_ns()}", **env)
-    assert {**data, "recorded": None} == {**fresh, "recorded": None}
+    ignored = {"recorded": None, **({} if targets else {"targets": None})}
+    assert {**data, **ignored} == {**fresh, **ignored}
 
 
 def test_a_settled_start_up_is_replayed_from_its_record(tmp_path):
@@ -141,6 +143,30 @@ def test_any_change_it_depends_on_makes_the_next_start_up_decide_again(tmp_path,
     if change == "its directory opened to other users":
         assert any("not loaded because" in w and "other users can write" in w for w in data["warnings"]), data
     as_without_record(s, data, **env)
+
+
+def _second_rules_retargeted(s: Scenario) -> None:
+    with open(s.site / "second_rules.py", "r+") as f:  # in place: only the file's own status shows it
+        f.write(ON.format(rule_id="second-valueerror", module="picklex"))
+        f.truncate()
+
+
+def test_a_start_up_with_a_distribution_of_rules_is_replayed_from_its_record(tmp_path):
+    """A distribution that declares rules (the `astpatch.rules` entry points) is recorded with the
+    entry-point index's stamp and its rule modules' statuses: the third process installs from the record,
+    imports the distribution's rules only at the import of the module they target, and gives what the
+    rule set gives. Its rule module edited in place (to target another module) makes the next process
+    decide again."""
+    s = scene(tmp_path)
+    _distribution(s)
+    data = recorded(s)
+    assert data["targets"] == ["pickler", "second"] and data["patched"] == ["pickler", "second"], data
+    assert data["warnings"] == []
+    as_without_record(s, data, targets=False)
+    _second_rules_retargeted(s)
+    data = run(s)
+    assert not data["recorded"] and data["patched"] == ["pickler", "picklex"], data
+    as_without_record(s, data, targets=False)
 
 
 def test_a_rule_file_changed_after_install_is_examined_at_the_import(tmp_path):

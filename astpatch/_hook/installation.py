@@ -168,8 +168,9 @@ def install(
             recorded = record.load(store, start) if start is not None and store.usable() else None
         if recorded is not None and not recorded.targets & sys.modules.keys():
             trace("install(): from the start-up record")
+            plugins = recorded.plugins
             session = Session(None, store, strict, record=recorded,
-                              build_rules=lambda: _rebuilt(given, store, disabled, report))
+                              build_rules=lambda: _rebuilt(given, store, disabled, report, plugins))
             indexed: list | None = []
         else:
             from .building import start_up
@@ -194,12 +195,13 @@ def install(
         return installation
 
 
-def _rebuilt(given: list, store: Store, disabled: settings.Disabled, report: "Callable[[str], None]") -> "RuleSet":
+def _rebuilt(given: list, store: Store, disabled: settings.Disabled, report: "Callable[[str], None]",
+             plugins: tuple) -> "RuleSet":
     """The rule set that a start-up record stood for, built when something needs it, as install() would
-    have built it (with no entry points, as the record vouched)."""
+    have built it (with the entry points the record vouched for)."""
     from .building import build_rules
 
-    return build_rules(given, store, disabled, report, entry_points=False)[0]
+    return build_rules(given, store, disabled, report, vouched=plugins)[0]
 
 
 def _arguments(rules: "Iterable[Rule | str | os.PathLike[str]] | None", cache_dir: object, strict: bool) -> tuple:

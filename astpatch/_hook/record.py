@@ -5,7 +5,9 @@ decide load order, ids, trust and pending files, and takes each file's evidence.
 that is small: the target modules, and for each the rules a cache key takes (ids, modules,
 fingerprints). A start-up that decided without a problem writes that outcome here, with the status
 of every path it depends on (the rule directories and files, the directories that hold them) and
-the entry-point index's stamp (`astpatch._base.evidence`: no distribution declares rules); a later
+the entry-point index's stamp and entry points (`astpatch._base.evidence`, with the status of each entry
+point's rule modules: a module they target decides with the rule set at its import, where their
+rules are imported, as without a record); a later
 `install()` with the same arguments, settings, search path and working directory that finds all of
 it unchanged installs the finder from the record alone, one file read and a `stat` a path, and
 loads none of those modules. The rule set is built as `install()` would have built it when
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from .._base.store import Store
 
 PREFIX = "start-up-"
-_FORMAT = 2
+_FORMAT = 3
 
 
 def identity(sources: list[str], disabled: frozenset[str], strict: bool) -> str | None:
@@ -59,20 +61,25 @@ class Record:
     """A start-up's decisions: its target modules, and each one's keyed rules with the evidence to
     take again at its import."""
 
-    __slots__ = ("targets", "_modules")
+    __slots__ = ("targets", "plugins", "_modules")
 
-    def __init__(self, modules: "dict[str, bytes]") -> None:
+    def __init__(self, modules: "dict[str, bytes | None]", plugins: tuple) -> None:
         self.targets = frozenset(modules)
+        # (name, value, distribution, targets, files) of each indexed entry point
+        self.plugins = plugins
         # module -> marshalled (((id, modules, fingerprint), ...), ((path, status), ...) of the files
-        # that define them and of their directories), unmarshalled at its import alone
+        # that define them and of their directories), unmarshalled at its import alone; None for a
+        # module that entry points target
         self._modules = modules
 
     def keyed(self, module: str) -> list | None:
         """The rules a cache key takes for `module`, as recorded, if the files that define them are
-        unchanged still; None when they are not (the rule set decides then)."""
-        blob = self._modules.get(module)
-        if blob is None:
+        unchanged still; None when they are not, or entry points target it (the rule set decides then)."""
+        if module not in self._modules:
             return []  # no rule targets it
+        blob = self._modules[module]
+        if blob is None:
+            return None
         rules, checks = marshal.loads(blob)
         for path, status in checks:
             if file_status(path) != status:
@@ -93,7 +100,7 @@ def load(store: "Store", identity: str) -> Record | None:
     if _imp.source_hash(_FORMAT, data[8:]) != data[:8]:
         return None
     try:
-        recorded, stamp, directories, statuses, modules = marshal.loads(data[8:])
+        recorded, stamp, directories, statuses, modules, plugins = marshal.loads(data[8:])
         if recorded != identity:
             return None
         n = 0
@@ -102,7 +109,7 @@ def load(store: "Store", identity: str) -> Record | None:
                 if file_status(prefix + name) != statuses[n]:
                     return None
                 n += 1
-        return Record(modules) if stamp_holds(stamp) else None
+        return Record(modules, plugins) if stamp_holds(stamp) else None
     except Exception:  # not a record (marshal raises several types)
         return None
 
@@ -119,11 +126,12 @@ def settled_evidence(paths: "Iterable[str]", began: int) -> "dict[str, tuple | N
     return evidence
 
 
-def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple | None]", modules: "dict[str, tuple]") -> None:
+def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple | None]", modules: "dict[str, tuple]",
+         plugins: tuple) -> None:
     """Write a record (not where the cache directory cannot be written: the cache's own writes say so):
-    `stamp` is the entry-point index's (`evidence.stamp`: no entry points), `evidence` the status of every
-    other path it depends on, `modules` each target's keyed rules and the paths (in `evidence`) to
-    examine again at its import."""
+    `stamp` is the entry-point index's (`evidence.stamp`) and `plugins` its entry points, `evidence` the
+    status of every other path it depends on, `modules` each target's keyed rules (None: entry points
+    target it) and the paths (in `evidence`) to examine again at its import."""
     import _imp
 
     if store.directory is None or not os.access(store.directory, os.W_OK | os.X_OK):
@@ -134,7 +142,7 @@ def save(store: "Store", identity: str, stamp: tuple, evidence: "dict[str, tuple
         grouped.setdefault(os.path.join(directory, ""), []).append(name)
     directories = tuple((prefix, tuple(names)) for prefix, names in grouped.items())
     statuses = tuple(evidence[prefix + name] for prefix, names in directories for name in names)
-    blobs = {module: marshal.dumps((rules, tuple((path, evidence[path]) for path in sorted(checks))))
+    blobs = {module: None if rules is None else marshal.dumps((rules, tuple((path, evidence[path]) for path in sorted(checks))))
              for module, (rules, checks) in modules.items()}
-    data = marshal.dumps((identity, stamp, directories, statuses, blobs))
+    data = marshal.dumps((identity, stamp, directories, statuses, blobs, plugins))
     store.write(_name(identity), _imp.source_hash(_FORMAT, data) + data)
