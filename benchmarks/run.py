@@ -475,6 +475,7 @@ def machine() -> str:
 # -- start-up by number of rule files: `import astpatch; astpatch.install()` in a bare process ------
 
 STARTUP_COUNTS = (0, 1, 10, 100, 1_000)  # generated rule files, beside the shipped ones
+DISTRIBUTION_RULES = 100  # the rules of a generated distribution (an entry point), beside the shipped ones
 
 STARTUP_RULE = """from astpatch import AddExceptTypes, Rule
 
@@ -527,6 +528,22 @@ def startup_variants(tmp: str) -> list[tuple[str, str | None, int]]:
     last = os.path.join(tmp, f"startup-rules-{STARTUP_COUNTS[-1]}")
     variants.append((f"{STARTUP_COUNTS[-1]} rule files, no cache", f"h = astpatch.install(rules=[{last!r}], cache_dir=False)",
                      STARTUP_COUNTS[-1] + 1))
+    # Rules shipped by another distribution (the `astpatch.rules` entry point), as a project installs them.
+    site = os.path.join(tmp, "startup-distribution")
+    info = os.path.join(site, "benchrules-1.0.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: benchrules\nVersion: 1.0\n\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as f:
+        f.write("[astpatch.rules]\nbench = benchrules_rules\n")
+    with open(os.path.join(site, "benchrules_rules.py"), "w") as f:
+        f.write("from astpatch import AddExceptTypes, Rule\n\nRULES = [\n")
+        f.writelines(STARTUP_RULE.split("RULE = ", 1)[1].format(n=n).rstrip() + ",\n" for n in range(DISTRIBUTION_RULES))
+        f.write("]\n")
+    cache = os.path.join(tmp, "startup-cache-distribution")
+    variants.append((f"a distribution of {DISTRIBUTION_RULES} rules",
+                     f"import sys; sys.path.append({site!r})\nh = astpatch.install(cache_dir={cache!r})",
+                     DISTRIBUTION_RULES + 1))
     return variants
 
 
@@ -564,7 +581,7 @@ def startup_rows(s: Series) -> list[tuple[str, str, str, str, str]]:
     names = [key[len("startup "):-len(" in-process")] for key in s.values if key.endswith(" in-process")]
     for name in names:
         inside, whole = f"startup {name} in-process", f"startup {name} process"
-        target = "<= 1.5 ms" if "rule files" in name and "no cache" not in name else ""
+        target = "<= 1.5 ms" if ("rule files" in name or "distribution" in name) and "no cache" not in name else ""
         rows.append((f"start-up, {name}", s.cell(inside, ms, "ms"), s.cell(baseline, ms, "ms"),
                      f"+{paired_added(s, whole, baseline) * ms:.2f} ms to the process", target))
     labels = sorted({name.split(":")[0] for name in names})
