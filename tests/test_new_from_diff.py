@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,36 +15,8 @@ from astpatch._model.rulefiles import load_rule_file
 
 from scenario import Scenario
 
-UPSTREAM_BEFORE = '''\
-import re
-
-
-class Parser:
-    """Parses numbers."""
-
-    def parse(self, text):
-        text = text.strip()
-        if not text:
-            return None
-        # step one
-        a = 1
-        # step two
-        b = 2
-        # step three
-        c = 3
-        # step four
-        d = 4
-        # step five
-        value = int(text)
-        return value
-
-    def other(self):
-        return "unchanged"
-
-
-def helper(x):
-    return x * 2
-'''
+# The upstream module of these tests (the README's `new --from-diff` example uses it too).
+UPSTREAM_BEFORE = (Path(__file__).parent / "data" / "upstream_parser.txt").read_text()
 
 # Upstream's fix: two hunks in Parser.parse, one in helper.
 UPSTREAM_AFTER = (UPSTREAM_BEFORE

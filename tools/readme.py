@@ -119,36 +119,7 @@ def link_wheels(run: Path) -> dict[str, str]:
     return {}
 
 
-PKGFIX_UPSTREAM = '''\
-import re
-
-
-class Parser:
-    """Parses numbers."""
-
-    def parse(self, text):
-        text = text.strip()
-        if not text:
-            return None
-        # step one
-        a = 1
-        # step two
-        b = 2
-        # step three
-        c = 3
-        # step four
-        d = 4
-        # step five
-        value = int(text)
-        return value
-
-    def other(self):
-        return "unchanged"
-
-
-def helper(x):
-    return x * 2
-'''
+PKGFIX_UPSTREAM = (ROOT / "tests" / "data" / "upstream_parser.txt").read_text()  # the tests' upstream module
 PKGFIX_FIXED = (PKGFIX_UPSTREAM.replace("text.strip()\n", "text.strip().replace('_', '')\n")
                 .replace("int(text)\n", "int(text, 0)\n").replace("x * 2\n", "x * 2 if x is not None else None\n"))
 # The installed release, 1.0: its lines have drifted from upstream's. Release 0.9, an sdist in the
