@@ -547,13 +547,39 @@ def startup_variants(tmp: str) -> list[tuple[str, str | None, int]]:
     return variants
 
 
+# The floor under any start-up: importing modules that do nothing, as many as install() imports of
+# astpatch's own from the start-up record (a package and its modules, compiled, the directory listed once).
+FLOOR_MODULES = 12
+FLOOR_PROGRAM = """import sys, time
+sys.path.insert(0, {site!r})
+started = time.perf_counter()
+import {names}
+imported = time.perf_counter()
+sys.stdout.write('{{"import": %r, "install": 0.0}}\\n' % (imported - started))
+"""
+
+
+def floor_program(tmp: str, python: Path) -> str:
+    """The program that imports FLOOR_MODULES empty modules: a package and the modules in it."""
+    package = os.path.join(tmp, "floor", "floorpkg")
+    os.makedirs(package)
+    for name in ["__init__", *(f"m{i}" for i in range(1, FLOOR_MODULES))]:
+        with open(os.path.join(package, f"{name}.py"), "w") as f:
+            f.write('"""An empty module."""\n')
+    subprocess.run([str(python), "-m", "compileall", "-q", package], check=True)
+    names = ", ".join(f"floorpkg.m{i}" for i in range(1, FLOOR_MODULES))
+    return FLOOR_PROGRAM.format(site=os.path.dirname(package), names=names)
+
+
 def measure_startup(s: Series, python: Path, tmp: str, rounds: int, trees: dict[str, str]) -> None:
     """`python -c pass`, `import astpatch`, and `import astpatch; astpatch.install()` with each number of rule
     files, for each tree (label: directory on PYTHONPATH): fresh processes, the order rotating every round.
     Each cache is used twice before measuring, so the rows are a program's usual start-up, not its first:
     once by a program that imports a module after install() (which writes the entry-point index, as a
     program's first import does), once more (which writes the start-up record, where there is one)."""
-    steps: list[tuple[str, str, str | None]] = [("python -c pass", "pass", None)]
+    steps: list[tuple[str, str, str | None]] = [
+        ("python -c pass", "pass", None),
+        (f"floor: {FLOOR_MODULES} empty modules (a package and its modules)", floor_program(tmp, python), None)]
     variants = {label: startup_variants(os.path.join(tmp, f"startup-{label}")) for label in trees}
     time.sleep(2.5)  # rule files are usually older than this: their status then vouches for them by itself
     for label, tree in trees.items():
@@ -584,7 +610,7 @@ def startup_rows(s: Series) -> list[tuple[str, str, str, str, str]]:
         target = "<= 1.5 ms" if ("rule files" in name or "distribution" in name) and "no cache" not in name else ""
         rows.append((f"start-up, {name}", s.cell(inside, ms, "ms"), s.cell(baseline, ms, "ms"),
                      f"+{paired_added(s, whole, baseline) * ms:.2f} ms to the process", target))
-    labels = sorted({name.split(":")[0] for name in names})
+    labels = sorted({name.split(":")[0] for name in names if not name.startswith("floor")})
     if len(labels) == 2:  # two trees: each variant side by side
         now, before = labels if labels[0] == "now" else labels[::-1]
         for name in names:
