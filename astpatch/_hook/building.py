@@ -114,4 +114,4 @@ def _save_record(store: Store, start: str, ruleset: "RuleSet", plugins: "list[Pl
         return
     evidence.update(more)
     record.save(store, start, stamp, evidence, {module: (keyed[module], examined[module]) for module in keyed},
-                tuple((p.name, p.value, p.distribution, p.targets, p.files) for p in plugins))
+                tuple(plugin.as_tuple() for plugin in plugins))

@@ -4,14 +4,14 @@ With a current rule-file index, `install()` still builds the rule set: it loads 
 decide load order, ids, trust and pending files, and takes each file's evidence. The outcome of all
 that is small: the target modules, and for each the rules a cache key takes (ids, modules,
 fingerprints). A start-up that decided without a problem writes that outcome here, with the status
-of every path it depends on (the rule directories and files, the directories that hold them) and
-the entry-point index's stamp and entry points (`astpatch._base.evidence`, with the status of each entry
-point's rule modules: a module they target decides with the rule set at its import, where their
-rules are imported, as without a record); a later
-`install()` with the same arguments, settings, search path and working directory that finds all of
-it unchanged installs the finder from the record alone, one file read and a `stat` a path, and
-loads none of those modules. The rule set is built as `install()` would have built it when
-something needs it: a cache miss, a problem to report, `Installation.rules`.
+of every path it depends on (the rule directories and files, the directories that hold them, the
+entry points' rule modules) and the entry-point index's stamp (`astpatch._base.evidence`) and entry
+points (a module they target decides with the rule set at its import, where their rules are
+imported, as without a record); a later `install()` with the same arguments, settings, search path
+and working directory that finds all of it unchanged installs the finder from the record alone, one
+file read and a `stat` a path, and loads none of those modules. The rule set is built as
+`install()` would have built it when something needs it: a cache miss, a problem to report,
+`Installation.rules`.
 
 A record is written only when every status it holds was settled before that start-up began
 (`evidence.settled`), so no change made while it decided can hide behind an unchanged status. At a
@@ -65,8 +65,7 @@ class Record:
 
     def __init__(self, modules: "dict[str, bytes | None]", plugins: tuple) -> None:
         self.targets = frozenset(modules)
-        # (name, value, distribution, targets, files) of each indexed entry point
-        self.plugins = plugins
+        self.plugins = plugins  # each indexed entry point, as `Plugin.as_tuple()` gives it
         # module -> marshalled (((id, modules, fingerprint), ...), ((path, status), ...) of the files
         # that define them and of their directories), unmarshalled at its import alone; None for a
         # module that entry points target

@@ -60,6 +60,10 @@ class Plugin:
         self.targets = targets
         self.files = files
 
+    def as_tuple(self) -> tuple:
+        """What the start-up record keeps of it: `Plugin(*plugin.as_tuple())` is the same entry point."""
+        return (self.name, self.value, self.distribution, self.targets, self.files)
+
     def failed(self, error: Exception) -> str:
         """The message for rules of this entry point that cannot be loaded."""
         return (f"astpatch: the rules of {self.distribution} (entry point {self.name!r} = {self.value!r}) cannot be "
