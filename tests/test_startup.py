@@ -54,7 +54,7 @@ def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
 # whose module would be one more).
 STARTUP_MODULES = {
     "astpatch", "astpatch._base", "astpatch._base.evidence", "astpatch._base.messages", "astpatch._base.settings",
-    "astpatch._base.store", "astpatch._base.trust", "astpatch._hook", "astpatch._hook.finder",
+    "astpatch._base.store", "astpatch._hook", "astpatch._hook.finder",
     "astpatch._hook.installation", "astpatch._hook.record", "astpatch._hook.session",
 }
 # And what it loads when it builds the rule set from a current rule-file index instead (no record yet:

@@ -24,8 +24,8 @@ import stat
 import time
 from io import FileIO
 
+from .evidence import file_type, untrusted, untrusted_links
 from .messages import trace, warn
-from .trust import file_type, untrusted, untrusted_links
 
 
 class Unreadable(Exception):

@@ -5,7 +5,7 @@ in `RULES` (or a single `RULE`). It is executed, not imported: it does not becom
 its directory does not have to be a package. The rules that ship with astpatch are such files.
 
 Executing a file runs its code, so a rule file, a rule directory and a rule file's bytecode get the
-checks the cache gets (`astpatch._base.trust`), with root accepted as an owner too (a system-wide
+checks the cache gets (`astpatch._base.evidence`), with root accepted as an owner too (a system-wide
 rule directory): owned by this user or root, not writable by group or others, and neither in a
 directory nor behind a symbolic link that another user could change. What fails them is not
 executed. The shipped rules are not checked: they are part of the astpatch package, whose own modules
@@ -19,7 +19,7 @@ may depend on (`depends`).
 import os
 import stat
 
-from .._base.trust import open_to_others, untrusted, untrusted_links
+from .._base.evidence import open_to_others, untrusted, untrusted_links
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
