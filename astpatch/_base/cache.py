@@ -1,9 +1,9 @@
 """The on-disk cache of rewritten modules: entries, their keys, their file format, and the lookup.
 
 The lookup (`lookup`) is the whole warm path of an import: the key, one file read, the code
-unmarshalled. It is the module a cache hit imports, with the outcomes' (both in the base
-layer, whose directory `install()` already had listed), and it imports nothing CPython has not
-loaded at start-up: no zlib, no `importlib.util`, no `linecache`; neither the rewrite engine nor libcst.
+unmarshalled. `install()` loads it with the finder (`astpatch._hook.finder`), so a hit imports
+nothing; and it imports nothing CPython has not loaded at start-up: no zlib, no `importlib.util`,
+no `linecache`; neither the rewrite engine nor libcst.
 
 An entry holds what a rewrite produced: the outcomes, the replaced line spans (so tracebacks
 and `inspect` can show the patched text without redoing the rewrite) and the marshalled code,

@@ -1,8 +1,8 @@
 """Lines of source text: spans that record a rewrite's changes, and blocks found by content.
 
-Kept apart from the rewrite engine so that the patched text of a cache hit can be given to
-`linecache` without importing the engine (when the program uses `linecache`: see
-`astpatch._hook.finder.show_patched_text`).
+Kept apart from the rewrite engine, and loaded with the finder by `install()`, so that the patched
+text of a cache hit is given to `linecache` without importing anything (when the program uses
+`linecache`: see `astpatch._hook.finder.show_patched_text`).
 """
 
 import _thread

@@ -5,9 +5,9 @@ composes with other import hooks instead of bypassing them), and hands plain sou
 `PatchingLoader`. Anything else (a zip import, an extension module, another hook's own loader)
 is left alone, with one warning naming the rules that could not be applied.
 
-The loader lives here, with the finder that `install()` already loaded, so that a cache hit
-imports two small modules of astpatch's (`astpatch._base.cache` and `.outcomes`, which
-`install()` leaves to the first target import) and nothing else: the patched text
+The loader lives here, with the finder, and what a cache hit runs is imported with them, by
+`install()`: the cache's lookup, the outcomes, the lines given to `linecache`. So a hit imports
+nothing: every module it needs is one the installed finder already has, and the patched text
 reaches `linecache` when the program imports it, which the finder sees (`show_patched_text`).
 """
 
@@ -15,6 +15,9 @@ import _thread
 import sys
 from _frozen_importlib_external import SourceFileLoader  # importlib.machinery's, without importing it
 
+from .._base import outcomes as oc
+from .._base.cache import lookup
+from .._base.lines import give_to_linecache, patched_source
 from .._base.messages import AstpatchError, AstpatchWarning, report_configuration, trace, trace_exception, tracing
 
 TYPE_CHECKING = False
@@ -98,8 +101,6 @@ class PatchingFinder:
         elif isinstance(spec.loader, SourceFileLoader) and _transforms_source(spec.loader) and spec.origin:
             spec.loader = PatchingLoader(fullname, spec.origin, self._session, inner=spec.loader)
         else:
-            from .._base import outcomes as oc
-
             loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
             self._session.report([
                 oc.Outcome(rule.id, fullname, oc.FAILED,
@@ -156,8 +157,6 @@ class PatchingLoader(SourceFileLoader):
         # As the rule-file index records them: a cache hit executes no rule file.
         rules = self._session.keyed_for_module(fullname)
         late = self._session.imported_without(fullname, rules)
-        from .._base import outcomes as oc  # loaded at install() no more: a process may import no target
-
         if late:
             # A rule over several modules, one of which already runs without its part: applying
             # this module's part would make half a change.
@@ -182,8 +181,6 @@ class PatchingLoader(SourceFileLoader):
         return code
 
     def _patched_code(self, fullname: str, keyed: list, late: dict[str, str]) -> "CodeType | None":
-        from .._base.cache import lookup  # the module a cache hit imports (with the outcomes')
-
         path = self.get_filename(fullname)
         stats = self.path_stats(path)
         source = self.get_data(path)
@@ -204,8 +201,6 @@ class PatchingLoader(SourceFileLoader):
             return None
         show_patched_text(path, stats["size"], stats["mtime"], source, built.spans)
         if self._inner is not None:
-            from .._base.lines import patched_source
-
             return self._inner.source_to_code(patched_source(source, built.spans), path)
         return built.code
 
@@ -248,8 +243,6 @@ def _give_waiting() -> bool:
     cache = getattr(sys.modules.get("linecache"), "cache", None)
     if not isinstance(cache, dict):
         return False
-    from .._base.lines import give_to_linecache
-
     while _waiting:
         try:
             path, (size, mtime) = _waiting.popitem()

@@ -25,6 +25,7 @@ import os
 import sys
 
 from .._base import __version__
+from .._base.cache import IndexedRule
 from .._base.evidence import file_status, settled, stamp_holds
 from .._base.store import INDEX_SUFFIX, Unreadable
 
@@ -83,8 +84,6 @@ class Record:
         for path, status in checks:
             if file_status(path) != status:
                 return None
-        from .._base.cache import IndexedRule
-
         return [IndexedRule(rule_id, modules, fingerprint) for rule_id, modules, fingerprint in rules]
 
 

@@ -5,15 +5,17 @@ the `Installation` handle that owns them.
 """
 
 import _thread
+import sys
 
+from .._base import outcomes as oc
+from .._base.cache import Cache
 from .._base.messages import trace, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from .._base import outcomes as oc
-    from .._base.cache import Cache, IndexedRule
+    from .._base.cache import IndexedRule
     from .._base.store import Store
     from .._model.rule import Rule
     from .._model.ruleset import RuleSet
@@ -65,10 +67,8 @@ class Session:
 
     @property
     def cache(self) -> "Cache":
-        """The code cache, made at the first target import: `install()` does not load the engine."""
+        """The code cache, made at the first target import."""
         if self._cache is None:
-            from .._base.cache import Cache
-
             self._cache = Cache(self.store)
         return self._cache
 
@@ -101,10 +101,6 @@ class Session:
     def imported_without(self, module: str, rules: "Sequence[Rule | IndexedRule]") -> dict[str, str]:
         """By rule id, why a rule over several modules cannot apply in `module`: another of its
         modules already runs without its part (it failed there, or was imported before install())."""
-        import sys
-
-        from .._base import outcomes as oc
-
         late: dict[str, str] = {}
         recorded: dict[tuple[str, str], oc.Outcome] | None = None  # read only for a rule over several modules
         for rule in rules:
@@ -127,8 +123,6 @@ class Session:
         """The outcome the import of `rule`'s first module will have, decided now from its source
         (a cache lookup, or a rewrite whose entry the import then finds); None when that module
         is already imported, or has no source file."""
-        import sys
-
         module = rule.modules[0]
         if module in sys.modules:
             return None  # imported before install() and not patched live: it runs upstream's code
@@ -143,8 +137,6 @@ class Session:
 
     def report(self, outcomes: "list[oc.Outcome]") -> None:
         """Record outcomes for `applied()`, trace each, and warn (or raise) for each problem."""
-        from .._base import outcomes as oc  # not at install(): a process may import no target
-
         oc.record(outcomes)
         for o in outcomes:
             source = "cache" if o.from_cache else "rewrite"
