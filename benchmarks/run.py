@@ -387,7 +387,7 @@ def bare_rows(s: Series, against: str | None, process: str = "bare") -> list[tup
         rows.append((f"{process} process, warm: modules imported besides the target{label}",
                      f"{len(own)} of astpatch's{f' ({own[0]})' if len(own) == 1 else ''}, {len(others)} others"
                      + (f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""),
-                     "0", "", "none but astpatch's"))
+                     "0", "", "none"))
     return rows
 
 
@@ -547,8 +547,8 @@ def startup_variants(tmp: str) -> list[tuple[str, str | None, int]]:
     return variants
 
 
-# The floor under any start-up: importing modules that do nothing, as many as install() imports of
-# astpatch's own from the start-up record (a package and its modules, compiled, the directory listed once).
+# The floor under any start-up: importing modules that do nothing (a package and its modules, compiled,
+# the directory listed once); install() imports fourteen of astpatch's from the start-up record.
 FLOOR_MODULES = 12
 FLOOR_PROGRAM = """import sys, time
 sys.path.insert(0, {site!r})
