@@ -16,6 +16,10 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 # A file changed less than this long before its status was taken may change again within the file
 # system's timestamp granularity with its size and times unchanged (git's "racy" entries): its
 # status is then no evidence of its content. The one bound every such check uses (version
@@ -47,11 +51,22 @@ def search_path() -> list[str]:
 
 def file_status(path: str) -> tuple[int, int, int, int] | None:
     """(mtime_ns, ctime_ns, size, inode) of a file or directory, None when there is none."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    return file_statuses("", (path,))[0]
+
+
+def file_statuses(prefix: str, names: "Iterable[str]") -> list[tuple[int, int, int, int] | None]:
+    """The `file_status` of `prefix + name` for each name, in one loop: a start-up takes a thousand of
+    them for a thousand rule files, and a call each would cost half as much again as the `stat`s."""
+    stat = os.stat
+    statuses: list[tuple[int, int, int, int] | None] = []
+    for name in names:
+        try:
+            st = stat(prefix + name)
+        except (OSError, ValueError):
+            statuses.append(None)
+        else:
+            statuses.append((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+    return statuses
 
 
 def status_evidence(path: str) -> tuple:

@@ -26,7 +26,7 @@ import sys
 
 from .._base import __version__
 from .._base.cache import IndexedRule
-from .._base.evidence import file_status, settled, stamp_holds
+from .._base.evidence import file_status, file_statuses, settled, stamp_holds
 from .._base.store import INDEX_SUFFIX, Unreadable
 
 TYPE_CHECKING = False
@@ -103,10 +103,9 @@ def load(store: "Store", identity: str) -> Record | None:
             return None
         n = 0
         for prefix, names in directories:  # the paths grouped by directory: a smaller record to read
-            for name in names:
-                if file_status(prefix + name) != statuses[n]:
-                    return None
-                n += 1
+            if file_statuses(prefix, names) != list(statuses[n:n + len(names)]):
+                return None
+            n += len(names)
         return Record(modules, plugins) if stamp_holds(stamp) else None
     except Exception:  # not a record (marshal raises several types)
         return None
