@@ -49,9 +49,9 @@ def test_install_imports_nothing_heavy_and_reads_no_metadata(tmp_path):
 
 
 # What `import astpatch; astpatch.install()` loads when it installs from the start-up record
-# (`astpatch._hook.record`): the finder with what a cache hit runs (cache, outcomes, lines); no rule set, no edit kind, no rule file executed, no rewrite engine, and
-# nothing of the standard library (these modules do without `from __future__ import annotations`,
-# whose module would be one more).
+# (`astpatch._hook.record`): the finder with what a cache hit runs (cache, outcomes, lines); no rule
+# set, no edit kind, no rule file executed, no rewrite engine, and nothing of the standard library
+# (these modules do without `from __future__ import annotations`, whose module would be one more).
 STARTUP_MODULES = {
     "astpatch", "astpatch._base", "astpatch._base.cache", "astpatch._base.evidence", "astpatch._base.lines",
     "astpatch._base.messages", "astpatch._base.outcomes", "astpatch._base.settings", "astpatch._base.store",
