@@ -3,6 +3,7 @@
     python3 benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
     python3 benchmarks/run.py --quick    # a few rounds, to prove it still works (CI)
     python3 benchmarks/run.py --startup  # start-up by number of rule files only, in this interpreter
+    python3 benchmarks/run.py --warm     # the warm and cold imports' rows only, with more rounds (default 30)
     python3 benchmarks/run.py --against-tree DIR   # the warm rows beside another astpatch (DIR/astpatch, DIR/rules)
 
 Everything is measured side by side in one run: each round starts one fresh process per variant,
@@ -229,16 +230,40 @@ print(json.dumps({{"seconds": best}}))
 # -- the warm imports with another astpatch, side by side ------------------------------------------
 
 
-def warm_against(python: Path, tmp: str, tree: str, module_rule: str) -> list:
-    """The steps that time the warm imports with the astpatch package in `tree` (its own caches, filled now)."""
-    caches = {name: os.path.join(tmp, f"against-{name}") for name in ("shipped", "module-level")}
-    programs = {"shipped": import_astpatch(caches["shipped"]),
-                "module-level": import_astpatch(caches["module-level"], (module_rule,), alone=True)}
-    for program in programs.values():
-        run_child(python, program, pythonpath=tree)
-    return [("warm against", lambda: run_child(python, programs["shipped"], importtime=True, pythonpath=tree)),
-            ("warm module-level against", lambda: run_child(
-                python, programs["module-level"], importtime=True, pythonpath=tree))]
+def warm_steps(python: Path, tmp: str, against: str | None) -> tuple[list, str, str | None]:
+    """The steps that time codecache's warm imports, their caches filled now: the plain import, the
+    shipped rules, the module-level change alone, and the same two with the astpatch in `against`
+    (a directory with another `astpatch/` and `rules/`), when given. With the module-level rule's
+    file, and the compiled copy of `against`."""
+    module_rule = os.path.join(tmp, "module_level_rule.py")
+    with open(module_rule, "w") as f:
+        f.write(MODULE_LEVEL_RULE)
+    # The other astpatch compiled, as an installed one is (else each of its modules compiles at every import).
+    tree = startup_tree(Path(against), os.path.join(tmp, "against-tree"), python) if against else None
+    trees = [("", None, "")] + ([(" against", tree, "against-")] if tree else [])
+    programs = {}
+    for label, directory, prefix in trees:
+        programs[f"warm{label}"] = (import_astpatch(os.path.join(tmp, f"{prefix}warm")), directory)
+        programs[f"warm module-level{label}"] = (
+            import_astpatch(os.path.join(tmp, f"{prefix}warm-module-level"), (module_rule,), alone=True), directory)
+    programs["plain"] = (IMPORT_PLAIN, None)
+    for program, directory in programs.values():  # fill the caches; warms __pycache__ too
+        run_child(python, program, pythonpath=directory)
+    steps = [(name, lambda program=program, directory=directory: run_child(
+        python, program, importtime=True, pythonpath=directory)) for name, (program, directory) in programs.items()]
+    return steps, module_rule, tree
+
+
+def add_import(s: Series, name: str, data: dict | None, stderr: str, wall: float) -> None:
+    """What one timed import of codecache measured (`_TIMED_IMPORT`), under the variant's name."""
+    assert data is not None, name
+    s.add(f"{name} get_code", data["get_code"])
+    s.add(f"{name} find_spec and get_code", data["find_spec"] + data["get_code"])
+    s.add(f"{name} import", data["import"])
+    own, cumulative = importtime(stderr, MODULE)
+    s.add(f"{name} self", own)
+    s.add(f"{name} cumulative", cumulative)
+    s.add(f"{name} process", wall)
 
 
 def warm_rows(s: Series, against: str | None) -> list[tuple[str, str, str, str, str]]:
@@ -639,11 +664,40 @@ def startup_main(argv: list[str]) -> int:
     rows = startup_rows(s)
     print(f"\nastpatch start-up: CPython {platform.python_version()}; {machine()}")
     print(f"{args.rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
-    header = ("measure", "astpatch", "baseline", "added / ratio", "target")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+    print_table(rows)
     return 0
+
+
+def warm_main(argv: list[str]) -> int:
+    """Only the warm and cold imports' rows (codecache's warm imports, the small modules in a bare and in a
+    torch process), with more rounds than a full run affords: `run.py --warm [--rounds N] [--against-tree DIR]`."""
+    parser = argparse.ArgumentParser(prog="run.py --warm")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--against-tree", metavar="DIR", help="a directory with another astpatch/ and rules/")
+    args = parser.parse_args(argv)
+    python = venvs.bin_python(ensure_torch210())
+    s = Series()
+    with tempfile.TemporaryDirectory() as tmp:
+        warm, _, against_tree = warm_steps(python, tmp, args.against_tree)
+        print(f"measuring: {args.rounds} rounds of fresh processes per variant", file=sys.stderr)
+        for r in range(args.rounds):
+            for name, step in rotated(warm, r):
+                add_import(s, name, *step())
+        for process in PROCESSES:
+            measure_bare(s, python, tmp, args.rounds, against_tree, process)
+    rows = warm_rows(s, args.against_tree) + [row for process in PROCESSES for row in bare_rows(s, args.against_tree, process)]
+    print(f"\nastpatch warm imports: CPython {platform.python_version()}, torch 2.10.0; {machine()}")
+    print(f"{args.rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
+    print_table(rows)
+    return 0
+
+
+def ensure_torch210() -> Path:
+    """The torch 2.10.0 environment, with this checkout's astpatch installed in it."""
+    python = venvs.find_python("3.11") or sys.executable
+    env = venvs.ensure("torch210", python, log=lambda m: print(m, file=sys.stderr))
+    venvs.install_project(env, log=lambda m: print(m, file=sys.stderr))
+    return env
 
 
 def main() -> int:
@@ -659,27 +713,15 @@ def main() -> int:
     rounds = args.rounds or (3 if args.quick else 15)
     number = 2_000 if args.quick else 50_000
 
-    python310 = venvs.find_python("3.11") or sys.executable
-    env210 = venvs.ensure("torch210", python310, log=lambda m: print(m, file=sys.stderr))
-    venvs.install_project(env210, log=lambda m: print(m, file=sys.stderr))
-    env213 = venvs.ensure("torch213", python310, log=lambda m: print(m, file=sys.stderr))
+    env210 = ensure_torch210()
+    env213 = venvs.ensure("torch213", venvs.find_python("3.11") or sys.executable, log=lambda m: print(m, file=sys.stderr))
     py210, py213 = venvs.bin_python(env210), venvs.bin_python(env213)
 
     s = Series()
     with tempfile.TemporaryDirectory() as tmp:
+        warm, module_rule, against_tree = warm_steps(py210, tmp, args.against_tree)
         warm_cache = os.path.join(tmp, "warm")
-        run_child(py210, import_astpatch(warm_cache))  # fill the cache; warms __pycache__ too
-        run_child(py210, IMPORT_PLAIN)
         trees = source_trees(tmp, args.install_against, py210) if args.install_against else None
-        module_rule = os.path.join(tmp, "module_level_rule.py")
-        with open(module_rule, "w") as f:
-            f.write(MODULE_LEVEL_RULE)
-        warm_module_cache = os.path.join(tmp, "warm-module-level")
-        run_child(py210, import_astpatch(warm_module_cache, (module_rule,), alone=True))
-        # The other astpatch compiled, as an installed one is (else each of its modules compiles at every import).
-        against_tree = startup_tree(Path(args.against_tree), os.path.join(tmp, "against-tree"), py210) \
-            if args.against_tree else None
-        against = warm_against(py210, tmp, against_tree, module_rule) if against_tree else []
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
             if trees is not None:
@@ -689,27 +731,16 @@ def main() -> int:
                     s.add(f"import and install, {name}", data["import"] + data["install"])
             cold_cache = os.path.join(tmp, f"cold{r}")
             steps = [
-                ("warm", lambda: run_child(py210, import_astpatch(warm_cache), importtime=True)),
-                ("plain", lambda: run_child(py210, IMPORT_PLAIN, importtime=True)),
+                *warm,
                 ("cold", lambda cache=cold_cache: run_child(py210, import_astpatch(cache), importtime=True)),
-                ("warm module-level", lambda: run_child(
-                    py210, import_astpatch(warm_module_cache, (module_rule,), alone=True), importtime=True)),
                 ("cold module-level", lambda cache=cold_cache + "-module": run_child(
                     py210, import_astpatch(cache, (module_rule,), alone=True), importtime=True)),
                 ("cold module-level beside shipped", lambda cache=cold_cache + "-both": run_child(
                     py210, import_astpatch(cache, (module_rule,)), importtime=True)),
-                *against,
             ]
             for name, step in rotated(steps, r):
                 data, stderr, wall = step()
-                assert data is not None
-                s.add(f"{name} get_code", data["get_code"])
-                s.add(f"{name} find_spec and get_code", data["find_spec"] + data["get_code"])
-                s.add(f"{name} import", data["import"])
-                own, cumulative = importtime(stderr, MODULE)
-                s.add(f"{name} self", own)
-                s.add(f"{name} cumulative", cumulative)
-                s.add(f"{name} process", wall)
+                add_import(s, name, data, stderr, wall)
                 if name.startswith("cold"):
                     # libcst's import inside this very import (processes differ too much to subtract
                     # another process's figure): what the rewrite adds besides it.
@@ -827,14 +858,16 @@ def report(s: Series, rounds: int, install_against: str | None = None, against_t
           "the two shipped rules applied to torch._inductor.codecache")
     print(f"machine: {machine()}")
     print(f"{rounds} rounds of fresh processes per variant, interleaved; medians (min-max)\n")
-    widths = [max(len(str(row[i])) for row in rows + [("measure", "astpatch", "baseline", "added / ratio", "target")])
-              for i in range(5)]
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
     header = ("measure", "astpatch", "baseline", "added / ratio", "target")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(5)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
 
 
 if __name__ == "__main__":
-    raise SystemExit(startup_main(sys.argv[2:]) if sys.argv[1:2] == ["--startup"] else main())
+    MODES = {"--startup": startup_main, "--warm": warm_main}
+    raise SystemExit(MODES[sys.argv[1]](sys.argv[2:]) if sys.argv[1:2] and sys.argv[1] in MODES else main())
