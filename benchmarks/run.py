@@ -1,6 +1,6 @@
 """astpatch's benchmark: what it costs at start-up, at import and at call time, against the baselines.
 
-    python3 benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
+    python3 benchmarks/run.py            # the full run (15 rounds; --rounds 8 takes about 25 minutes on 2 cores)
     python3 benchmarks/run.py --quick    # a few rounds, to prove it still works (CI)
     python3 benchmarks/run.py --startup  # start-up by number of rule files only, in this interpreter
     python3 benchmarks/run.py --warm     # the warm and cold imports' rows only, with more rounds (default 30)
@@ -720,7 +720,7 @@ def main() -> int:
     s = Series()
     with tempfile.TemporaryDirectory() as tmp:
         warm, module_rule, against_tree = warm_steps(py210, tmp, args.against_tree)
-        warm_cache = os.path.join(tmp, "warm")
+        warm_cache = os.path.join(tmp, "warm")  # the shipped rules' cache, as warm_steps filled it
         trees = source_trees(tmp, args.install_against, py210) if args.install_against else None
         print(f"measuring: {rounds} rounds of fresh processes per variant", file=sys.stderr)
         for r in range(rounds):
