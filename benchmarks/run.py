@@ -692,10 +692,14 @@ def warm_main(argv: list[str]) -> int:
     return 0
 
 
+def torch_env(name: str) -> Path:
+    """A torch environment of tools/venvs.py (`torch210`, `torch213`), on the benchmark's interpreter."""
+    return venvs.ensure(name, venvs.find_python("3.11") or sys.executable, log=lambda m: print(m, file=sys.stderr))
+
+
 def ensure_torch210() -> Path:
     """The torch 2.10.0 environment, with this checkout's astpatch installed in it."""
-    python = venvs.find_python("3.11") or sys.executable
-    env = venvs.ensure("torch210", python, log=lambda m: print(m, file=sys.stderr))
+    env = torch_env("torch210")
     venvs.install_project(env, log=lambda m: print(m, file=sys.stderr))
     return env
 
@@ -714,7 +718,7 @@ def main() -> int:
     number = 2_000 if args.quick else 50_000
 
     env210 = ensure_torch210()
-    env213 = venvs.ensure("torch213", venvs.find_python("3.11") or sys.executable, log=lambda m: print(m, file=sys.stderr))
+    env213 = torch_env("torch213")
     py210, py213 = venvs.bin_python(env210), venvs.bin_python(env213)
 
     s = Series()
