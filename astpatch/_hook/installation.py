@@ -6,8 +6,9 @@ arguments decided, while the files it depends on are unchanged) and puts one fin
 `sys.meta_path`, with what a cache hit runs (the cache's lookup, the outcomes, the lines given to
 `linecache`: a hit imports nothing). Without a current record it builds the rule set
 (`astpatch._hook.building`) from the rule-file index (`astpatch._model.ruleindex`), which says
-which modules the rule files target without executing them. It imports no target, reads no package metadata, imports no libcst and
-no edit kind; all of that happens when a target module is actually imported.
+which modules the rule files target without executing them. It imports no target, reads no
+package metadata, imports no libcst and no edit kind; all of that happens when a target module is
+actually imported.
 """
 
 import _thread
